@@ -1,0 +1,232 @@
+"""Rollouts: a batch of whole episodes as device tensors, collected from Gymnasium vector envs.
+
+Two paths give the same :class:`Rollout`:
+
+- :func:`collect` on a :class:`textgym.vector.TextGenVectorEnv` (the fast path): the batch stays on the
+  device, the policy samples with its KV cache, the env scores all finished episodes in batched calls.
+- :func:`collect_generic` on any Gymnasium vector env whose spaces are TextGen's
+  (``Dict(input_ids, attention_mask)`` observations, ``Discrete`` actions), e.g. ``SyncVectorEnv`` of a
+  user's own registered env: only the public Gymnasium API is used, and the policy runs one full forward
+  per step (no cache, since it cannot know how the env lays out its tokens).
+
+Example:
+    >>> import torch
+    >>> from textgym.models import tiny_causal_lm, load_tokenizer
+    >>> from textgym.vector import TextGenVectorEnv
+    >>> from agents.policy import LMPolicy
+    >>> from agents.sampling import SamplingConfig
+    >>> tok = load_tokenizer()
+    >>> envs = TextGenVectorEnv(4, task="arithmetic", max_new_tokens=5)
+    >>> policy = LMPolicy(tiny_causal_lm(len(tok)), value_head=False, reference=False)
+    >>> batch = collect(envs, policy, SamplingConfig(), seed=0)
+    >>> tuple(batch.actions.shape)[0], batch.scores.shape
+    (4, torch.Size([4]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from torch import Tensor
+
+from agents.policy import LMPolicy
+from agents.sampling import SamplingConfig, sample
+
+
+@dataclass
+class Rollout:
+    """``B`` finished episodes, left-padded prompts then ``T`` generated tokens (right-padded).
+
+    Attributes:
+        input_ids, attention_mask: ``(B, P + T)`` the whole sequences.
+        mask: ``(B, T)`` float, 1 at generated tokens (EOS included), 0 after the episode ended.
+        behaviour_logprobs: ``(B, T)`` log-probs under the distribution actually sampled from.
+        scores: ``(B,)`` terminal task rewards.
+        prompts, completions: the texts, for logging.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    mask: Tensor
+    behaviour_logprobs: Tensor
+    scores: Tensor
+    prompts: list[str] = field(default_factory=list)
+    completions: list[str] = field(default_factory=list)
+
+    @property
+    def num_generated(self) -> int:
+        """``T``: the generated columns."""
+        return int(self.mask.shape[1])
+
+    @property
+    def actions(self) -> Tensor:
+        """``(B, T)`` the generated token ids."""
+        return self.input_ids[:, -self.num_generated :]
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.mask.sum().item())
+
+    def select(self, index: Tensor) -> Rollout:
+        """A sub-batch (rows ``index``) for minibatch updates."""
+        picked = index.tolist()
+        return Rollout(
+            self.input_ids[index],
+            self.attention_mask[index],
+            self.mask[index],
+            self.behaviour_logprobs[index],
+            self.scores[index],
+            [self.prompts[i] for i in picked] if self.prompts else [],
+            [self.completions[i] for i in picked] if self.completions else [],
+        )
+
+
+def check_textgen_spaces(envs: gym.vector.VectorEnv) -> None:
+    """Raise a clear ``ValueError`` unless ``envs`` has TextGen's observation and action spaces."""
+    obs, act = envs.single_observation_space, envs.single_action_space
+    ok = (
+        isinstance(obs, gym.spaces.Dict)
+        and {"input_ids", "attention_mask"} <= set(obs.spaces)
+        and isinstance(act, gym.spaces.Discrete)
+    )
+    if not ok:
+        raise ValueError(
+            "the agents need TextGen spaces: observations Dict(input_ids=Box, attention_mask=Box) and "
+            f"Discrete token actions; got observation space {obs} and action space {act}"
+        )
+
+
+@torch.no_grad()
+def collect(
+    envs: Any,
+    policy: LMPolicy,
+    sampling: SamplingConfig,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> Rollout:
+    """One batch of ``envs.num_envs`` whole episodes from a ``TextGenVectorEnv``, KV-cached, on its device.
+
+    The env is switched to ``"Disabled"`` autoreset for the collection, so every sub-env plays exactly one
+    episode; ``options`` are passed to ``reset`` (e.g. ``{"split": "eval"}``).
+    """
+    envs.metadata = {**envs.metadata, "autoreset_mode": AutoresetMode.DISABLED}
+    obs, _ = envs.reset(seed=seed, options=options)
+    prompt_length, pad = envs.prompt_length, envs.setup.pad_token_id
+    state = policy.prefill(obs["input_ids"][:, :prompt_length], obs["attention_mask"][:, :prompt_length])
+    logprobs, scores = [], torch.zeros(envs.num_envs, device=envs.device)
+    done = torch.zeros(envs.num_envs, dtype=torch.bool, device=envs.device)
+    completions: list[Any] = [None] * envs.num_envs
+    for _ in range(envs.max_new_tokens):
+        tokens, logp = sample(state.logits, sampling, generator)  # (B,), (B,)
+        tokens = torch.where(done, torch.full_like(tokens, pad), tokens.to(envs.device))
+        logprobs.append(logp.to(envs.device))
+        obs, rewards, terminated, _, infos = envs.step(tokens)
+        scores += torch.where(done, torch.zeros_like(rewards), rewards)
+        _store_completions(completions, infos)
+        done = terminated.clone()
+        if bool(done.all()):
+            break
+        state = policy.advance(state, tokens.to(policy.device))
+    steps = len(logprobs)
+    mask = envs.attention_mask[:, prompt_length : prompt_length + steps].float()
+    behaviour = torch.stack(logprobs, dim=1) * mask  # (B, T)
+    return Rollout(
+        input_ids=envs.input_ids[:, : prompt_length + steps].clone(),
+        attention_mask=envs.attention_mask[:, : prompt_length + steps].clone(),
+        mask=mask,
+        behaviour_logprobs=behaviour,
+        scores=scores,
+        prompts=[e.prompt for e in envs._examples],
+        completions=[c or "" for c in completions],
+    )
+
+
+def _store_completions(completions: list[Any], infos: dict[str, Any]) -> None:
+    if "completion" in infos:
+        for i in np.flatnonzero(infos["_completion"]):
+            completions[i] = infos["completion"][i]
+
+
+@torch.no_grad()
+def collect_generic(
+    envs: gym.vector.VectorEnv,
+    policy: LMPolicy,
+    sampling: SamplingConfig,
+    num_episodes: int,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+) -> Rollout:
+    """``num_episodes`` finished episodes from any vector env with TextGen spaces (numpy, NextStep autoreset).
+
+    Only ``reset``/``step`` are used. Each episode is rebuilt from its first observation (the attended
+    tokens are the prompt) and the actions taken, so the env's own token layout does not matter.
+    """
+    check_textgen_spaces(envs)
+    if envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
+        raise ValueError("collect_generic needs a vector env with autoreset_mode NextStep")
+    device = policy.device
+    obs, _ = envs.reset(seed=seed)
+    running = [_Episode(_prompt_of(obs, i)) for i in range(envs.num_envs)]
+    finished: list[_Episode] = []
+    needs_reset = np.zeros(envs.num_envs, dtype=bool)
+    while len(finished) < num_episodes:
+        ids = torch.as_tensor(np.asarray(obs["input_ids"]), device=device)
+        mask = torch.as_tensor(np.asarray(obs["attention_mask"]), device=device)
+        tokens, logp = sample(policy.next_token_logits(ids, mask), sampling, generator)
+        obs, rewards, terminated, truncated, _ = envs.step(tokens.cpu().numpy())
+        for i in range(envs.num_envs):
+            if needs_reset[i]:  # this step was the autoreset: a new episode starts here
+                running[i] = _Episode(_prompt_of(obs, i))
+                continue
+            running[i].add(int(tokens[i]), float(logp[i]))
+            if terminated[i] or truncated[i]:
+                running[i].score = float(rewards[i])
+                finished.append(running[i])
+        needs_reset = np.logical_or(terminated, truncated)
+    return _stack(finished[:num_episodes], policy, pad=0)
+
+
+@dataclass
+class _Episode:
+    prompt_ids: list[int]
+    actions: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    score: float = 0.0
+
+    def add(self, token: int, logprob: float) -> None:
+        self.actions.append(token)
+        self.logprobs.append(logprob)
+
+
+def _prompt_of(obs: dict[str, Any], i: int) -> list[int]:
+    ids, mask = np.asarray(obs["input_ids"][i]), np.asarray(obs["attention_mask"][i])
+    return ids[mask.astype(bool)].tolist()
+
+
+def _stack(episodes: list[_Episode], policy: LMPolicy, pad: int) -> Rollout:
+    prompt_len = max(len(e.prompt_ids) for e in episodes)
+    steps = max(len(e.actions) for e in episodes)
+    batch = len(episodes)
+    input_ids = torch.full((batch, prompt_len + steps), pad, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    behaviour = torch.zeros(batch, steps)
+    for row, e in enumerate(episodes):
+        start = prompt_len - len(e.prompt_ids)
+        input_ids[row, start:prompt_len] = torch.tensor(e.prompt_ids)
+        input_ids[row, prompt_len : prompt_len + len(e.actions)] = torch.tensor(e.actions)
+        attention[row, start : prompt_len + len(e.actions)] = 1
+        behaviour[row, : len(e.actions)] = torch.tensor(e.logprobs)
+    device = policy.device
+    return Rollout(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        mask=attention[:, prompt_len:].float().to(device),
+        behaviour_logprobs=behaviour.to(device),
+        scores=torch.tensor([e.score for e in episodes], device=device),
+    )

@@ -1,0 +1,104 @@
+"""The ``textgym`` command: ``envs``, ``rollout``, ``train``.
+
+Example:
+    $ textgym envs
+    $ textgym rollout --env TextGen-Sentiment-v0 --n 8
+    $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-episodes 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import textgym
+    from textgym.env import TextGenEnv
+
+    for env_id in textgym.ENV_IDS:
+        spec = gym.spec(env_id)
+        if spec.kwargs.get("task") == "prompts":
+            print(f"{env_id}\n  task: your prompts (prompts=...), reward: yours (reward=...)")
+            continue
+        env: TextGenEnv = gym.make(env_id).unwrapped
+        setup = env.setup
+        print(
+            f"{env_id}\n  task: {setup.task.name}: {setup.task.description}\n"
+            f"  reward: {setup.reward_key}  budget: {setup.max_new_tokens} new tokens after "
+            f"{setup.max_prompt_tokens} prompt tokens\n  action_space: {env.action_space}\n"
+            f"  observation_space: input_ids {env.observation_space['input_ids']}, attention_mask "
+            f"{env.observation_space['attention_mask']}\n"
+            f"  examples: train {len(setup.task.examples('train'))}, eval {len(setup.task.examples('eval'))}"
+        )
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    import torch
+
+    import textgym  # noqa: F401  (registers the ids)
+    from agents.policy import LMPolicy
+    from agents.rollout import collect
+    from agents.sampling import SamplingConfig
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    policy = LMPolicy.from_pretrained(args.model, device=device, value_head=False, reference=False)
+    kwargs = {"tokenizer": args.model, "device": device}
+    if args.max_new_tokens:
+        kwargs["max_new_tokens"] = args.max_new_tokens
+    envs = gym.make_vec(args.env, num_envs=args.n, vectorization_mode="vector_entry_point", **kwargs)
+    generator = torch.Generator(device).manual_seed(args.seed)
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    batch = collect(envs, policy, sampling, generator, seed=args.seed, options={"split": args.split})
+    for prompt, completion, score in zip(batch.prompts, batch.completions, batch.scores.tolist(), strict=True):
+        print(f"[{score:+.3f}] {prompt}\u2502{completion}")
+    print(f"mean reward {batch.scores.mean().item():+.4f} over {args.n} episodes ({args.env}, {args.split} split)")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from agents.train import main as train_main
+
+    return train_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textgym", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("envs", help="list the registered env ids with their task, reward and spaces")
+    roll = sub.add_parser("rollout", help="sample completions from a model and print them with their reward")
+    roll.add_argument("--env", default="TextGen-Sentiment-v0", help="registered env id")
+    roll.add_argument("--n", type=int, default=8, help="number of episodes (the batch size)")
+    roll.add_argument("--model", default="default", help="'default' (SmolLM2-135M), a HF id or a local path")
+    roll.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    roll.add_argument("--split", default="eval", choices=["train", "eval"])
+    roll.add_argument("--seed", type=int, default=0)
+    roll.add_argument("--temperature", type=float, default=1.0)
+    roll.add_argument("--top-k", type=int, default=0)
+    roll.add_argument("--top-p", type=float, default=1.0)
+    roll.add_argument("--max-new-tokens", type=int, default=None)
+    train = sub.add_parser("train", help="train an agent (see `textgym train --help`)", add_help=False)
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``textgym`` console script."""
+    from gymnasium.error import Error as GymnasiumError
+
+    args = build_parser().parse_args(argv)
+    handlers = {"envs": _envs, "rollout": _rollout, "train": _train}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, GymnasiumError) as err:
+        print(f"textgym {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

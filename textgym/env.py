@@ -1,0 +1,170 @@
+"""TextGenEnv: one token-level text-generation episode as a Gymnasium environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+
+from textgym.core import build_setup, draw_example, prompt_row
+from textgym.tasks import Task
+from textgym.tasks.prompts import PromptTask
+
+
+def validate_action(action: Any, vocab_size: int) -> int:
+    """The action as an int token id, or a ``ValueError`` naming the bad value and the valid range."""
+    if isinstance(action, np.ndarray) and action.shape == ():
+        action = action.item() if np.issubdtype(action.dtype, np.integer) else action
+    if isinstance(action, bool | np.bool_) or not isinstance(action, int | np.integer):
+        raise ValueError(f"action must be an integer token id in [0, {vocab_size}), got {action!r}")
+    if not 0 <= int(action) < vocab_size:
+        raise ValueError(f"action {int(action)} is out of range: token ids are in [0, {vocab_size})")
+    return int(action)
+
+
+class TextGenEnv(gym.Env):
+    """Token-level text generation: each step appends one token to the prompt.
+
+    ## Description
+    An episode continues a prompt drawn from a task. The agent writes one token per step; the text is scored
+    by the reward when the episode ends. This is the MDP that RL fine-tuning of language models optimises.
+
+    ## Action Space
+    ``Discrete(V)``: the next token id, ``V`` the tokenizer's vocabulary size (49,152 for the default SmolLM2).
+
+    ## Observation Space
+    ``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with
+    ``L = max_prompt_tokens + max_new_tokens``: the prompt left-padded into the first ``max_prompt_tokens``
+    columns (longer prompts are truncated from the left), generated tokens after it (see ``textgym.core``).
+
+    ## Rewards
+    0 on every step but the last; on the last, the task reward of ``(prompt, completion)``, e.g. VADER
+    sentiment for ``TextGen-Sentiment-v0``. ``info["reward_breakdown"]`` names its parts.
+
+    ## Starting State
+    A prompt drawn uniformly from the train split with ``self.np_random``; ``options`` may pick the split
+    (``{"split": "eval"}``), an example (``{"prompt_index": i}``) or a text (``{"prompt": "..."}``).
+
+    ## Episode End
+    Terminated when the agent writes EOS or when ``max_new_tokens`` tokens are written (the budget is part of
+    the MDP: ``terminated=True``, nothing to bootstrap). Never truncated. Stepping a finished episode raises.
+
+    ## Arguments
+    - ``task``: a task name (``"sentiment"``, ``"arithmetic"``, ``"reverse"``, ``"prompts"``) or a ``Task``.
+    - ``prompts`` / ``eval_prompts``: the user's prompts for the generic ``TextGen-v0`` (list, file, dataset).
+    - ``tokenizer``: ``"default"`` (SmolLM2), a HF id or path, or a tokenizer object.
+    - ``reward``: a registered name, ``"module:attr"`` or a callable ``(prompts, completions, **info)``.
+    - ``max_new_tokens``, ``max_prompt_tokens``: budgets (task defaults when ``None``).
+    - ``task_kwargs``, ``reward_kwargs``: constructor arguments for the task and a named reward.
+    - ``render_mode``: ``"ansi"`` returns the prompt and completion as text.
+
+    ## Version History
+    - v0: initial release.
+
+    Example:
+        >>> import gymnasium as gym, textgym
+        >>> env = gym.make("TextGen-Arithmetic-v0")
+        >>> obs, info = env.reset(seed=0)
+        >>> obs["input_ids"].shape == env.observation_space["input_ids"].shape
+        True
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str | Task = "prompts",
+        prompts: str | Path | Sequence[Any] | None = None,
+        eval_prompts: str | Path | Sequence[Any] | None = None,
+        tokenizer: str | Any = "default",
+        reward: str | Callable[..., Sequence[float]] | None = None,
+        max_new_tokens: int | None = None,
+        max_prompt_tokens: int | None = None,
+        task_kwargs: dict[str, Any] | None = None,
+        reward_kwargs: dict[str, Any] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.setup = build_setup(
+            resolve_prompt_task(task, prompts, eval_prompts, task_kwargs),
+            tokenizer,
+            reward,
+            max_new_tokens,
+            max_prompt_tokens,
+            None if task == "prompts" else task_kwargs,
+            reward_kwargs,
+        )
+        self.render_mode = render_mode
+        self.action_space = spaces.Discrete(self.setup.vocab_size)
+        self.observation_space = self.setup.observation_space()
+        self._generated: list[int] = []
+        self._done = True
+        self._started = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        split, index, self._example = draw_example(self.setup, self.np_random, options)
+        ids = self.setup.encode(split, index, self._example)
+        self._input_ids, self._attention_mask = prompt_row(self.setup, ids)
+        self._generated, self._done, self._started = [], False, True
+        self._base_info = {"prompt": self._example.prompt, "prompt_index": index, "split": split}
+        return self._observation(), dict(self._base_info)
+
+    def step(self, action: Any):
+        if not self._started:
+            raise ResetNeeded("call reset() before step()")
+        if self._done:
+            raise ResetNeeded("the episode has ended (EOS or token budget): call reset() before step()")
+        token = validate_action(action, self.setup.vocab_size)
+        column = self.setup.max_prompt_tokens + len(self._generated)
+        self._input_ids[column], self._attention_mask[column] = token, 1
+        self._generated.append(token)
+        self._done = token == self.setup.eos_token_id or len(self._generated) >= self.setup.max_new_tokens
+        info: dict[str, Any] = dict(self._base_info)
+        reward = 0.0
+        if self._done:
+            reward = self._final_reward(info)
+        return self._observation(), reward, self._done, False, info
+
+    def _final_reward(self, info: dict[str, Any]) -> float:
+        (completion,) = self.setup.decode([self._generated])
+        references = self._example.references
+        (reward,) = self.setup.score([self._example.prompt], [completion], [references])
+        info.update(
+            completion=completion,
+            text=self._example.prompt + completion,
+            references=references,
+            reward_breakdown={self.setup.reward_key: reward},
+        )
+        return reward
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {"input_ids": self._input_ids.copy(), "attention_mask": self._attention_mask.copy()}
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or not self._started:
+            return None
+        (completion,) = self.setup.decode([self._generated])
+        return f"{self._example.prompt}\u2502{completion}" + (" [done]" if self._done else "")
+
+
+def resolve_prompt_task(
+    task: str | Task,
+    prompts: str | Path | Sequence[Any] | None,
+    eval_prompts: str | Path | Sequence[Any] | None,
+    task_kwargs: dict[str, Any] | None,
+) -> str | Task:
+    """Turn ``task="prompts"`` plus ``prompts=...`` into a :class:`PromptTask`; other tasks pass through."""
+    if task != "prompts":
+        if prompts is not None or eval_prompts is not None:
+            raise ValueError(f"prompts=... is for the generic TextGen-v0 (task='prompts'), not task={task!r}")
+        return task
+    if prompts is None:
+        raise ValueError("TextGen-v0 needs prompts=...: a list of strings, a .txt/.jsonl file or a dataset")
+    return PromptTask(prompts, eval_prompts, **(task_kwargs or {}))

@@ -1,0 +1,111 @@
+"""The reward protocol, the name registry and output validation.
+
+A reward is any callable ``reward(prompts, completions, **info) -> list[float]`` (TRL's signature): batched,
+one score per completion. It can be given to an env as an object, a registered name (``"vader"``), or a
+``"module:attr"`` string naming a callable or a class to instantiate.
+
+Example:
+    >>> from textgym.rewards import make_reward
+    >>> reward = make_reward("exact_match")
+    >>> reward(["2+2="], ["4"], references=[["4"]])
+    [1.0]
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class RewardFn(Protocol):
+    """A batched reward: one float per (prompt, completion) pair."""
+
+    def __call__(self, prompts: list[str], completions: list[str], **info: Any) -> list[float]: ...
+
+
+# name -> "module:attr" entry point; resolved lazily so importing textgym never loads a model.
+REWARDS: dict[str, str] = {
+    "vader": "textgym.rewards.classifier:VaderSentiment",
+    "exact_match": "textgym.rewards.metrics:ExactMatch",
+    "numeric_match": "textgym.rewards.metrics:NumericMatch",
+    "sequence_match": "textgym.rewards.metrics:SequenceMatch",
+    "length": "textgym.rewards.metrics:LengthReward",
+}
+
+
+def register_reward(name: str, entry_point: str) -> None:
+    """Register a reward under ``name`` as a ``"module:attr"`` entry point (a callable or a class)."""
+    if ":" not in entry_point:
+        raise ValueError(f"entry_point must look like 'module:attr', got {entry_point!r}")
+    REWARDS[name] = entry_point
+
+
+def _load_entry_point(entry_point: str) -> Any:
+    module_name, _, attr = entry_point.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise ValueError(f"reward {entry_point!r}: cannot import module {module_name!r} ({err})") from err
+    try:
+        return getattr(module, attr)
+    except AttributeError as err:
+        raise ValueError(f"reward {entry_point!r}: module {module_name!r} has no attribute {attr!r}") from err
+
+
+def make_reward(spec: str | Callable[..., Sequence[float]], **kwargs: Any) -> RewardFn:
+    """Resolve a reward given as an object, a registered name or a ``"module:attr"`` string.
+
+    Args:
+        spec: a callable, a name from ``REWARDS``, or ``"module:attr"``.
+        kwargs: constructor arguments when the spec names a class.
+
+    Raises:
+        ValueError: unknown name, unimportable entry point, or something that is not callable.
+    """
+    if callable(spec) and not isinstance(spec, type):
+        if kwargs:
+            raise ValueError(f"reward kwargs {sorted(kwargs)} given with an already built reward {spec!r}")
+        return spec  # type: ignore[return-value]
+    if isinstance(spec, str):
+        if spec in REWARDS:
+            target = _load_entry_point(REWARDS[spec])
+        elif ":" in spec:
+            target = _load_entry_point(spec)
+        else:
+            raise ValueError(
+                f"unknown reward {spec!r}: expected one of {sorted(REWARDS)}, a 'module:attr' string "
+                "or a callable (prompts, completions, **info) -> list[float]"
+            )
+    else:
+        target = spec
+    if isinstance(target, type):
+        target = target(**kwargs)
+    if not callable(target):
+        raise ValueError(f"reward {spec!r} resolved to {target!r}, which is not callable")
+    return target
+
+
+def reward_name(reward: object) -> str:
+    """A short name for a reward, used as its key in the reward breakdown."""
+    return str(getattr(reward, "name", None) or getattr(reward, "__name__", None) or type(reward).__name__)
+
+
+def validate_scores(scores: Any, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+    """Check a reward's output: one finite float per completion.
+
+    Raises:
+        ValueError: wrong length, or a NaN/inf score (the message shows the offending text).
+    """
+    try:
+        values = [float(s) for s in scores]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"reward must return a sequence of floats, got {scores!r}") from err
+    if len(values) != len(completions):
+        raise ValueError(f"reward returned {len(values)} scores for {len(completions)} completions")
+    for value, prompt, completion in zip(values, prompts, completions, strict=True):
+        if not math.isfinite(value):
+            raise ValueError(f"reward returned {value} for prompt {prompt!r} and completion {completion!r}")
+    return values

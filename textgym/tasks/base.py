@@ -1,0 +1,76 @@
+"""Tasks: a prompt source with optional references, a default reward and a token budget.
+
+A task serves examples per split (``"train"`` and ``"eval"``); splits are fixed and reproducible, so
+evaluation always runs on the same held-out prompts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SPLITS = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt and the references a metric reward compares against (may be empty)."""
+
+    prompt: str
+    references: tuple[str, ...] = ()
+
+
+class Task:
+    """Base class: subclasses set the class attributes and implement ``_build(split)``.
+
+    Examples are built on first use and kept, so constructing a task is cheap.
+    """
+
+    name: str = "task"
+    default_reward: str | None = None
+    max_new_tokens: int = 32
+    max_prompt_tokens: int = 32
+    description: str = ""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, list[Example]] = {}
+
+    def examples(self, split: str = "train") -> Sequence[Example]:
+        """The examples of ``split`` (``"train"`` or ``"eval"``)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
+        if split not in self._cache:
+            self._cache[split] = list(self._build(split))
+            if not self._cache[split]:
+                raise ValueError(f"task {self.name!r} has no examples in split {split!r}")
+        return self._cache[split]
+
+    def _build(self, split: str) -> Sequence[Example]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+TASKS: dict[str, str] = {
+    "sentiment": "textgym.tasks.sentiment:SentimentTask",
+    "arithmetic": "textgym.tasks.arithmetic:ArithmeticTask",
+    "reverse": "textgym.tasks.reverse:ReverseTask",
+    "prompts": "textgym.tasks.prompts:PromptTask",
+}
+
+
+def make_task(spec: str | Task, **kwargs: Any) -> Task:
+    """Build a task from a registered name (``"sentiment"``), a ``"module:Class"`` string or an instance."""
+    if isinstance(spec, Task):
+        if kwargs:
+            raise ValueError(f"task kwargs {sorted(kwargs)} given with an already built task {spec!r}")
+        return spec
+    entry = TASKS.get(spec, spec)
+    if ":" not in entry:
+        raise ValueError(f"unknown task {spec!r}: expected one of {sorted(TASKS)} or 'module:Class'")
+    module, _, attr = entry.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    return cls(**kwargs)
