@@ -122,8 +122,9 @@ def collect(
     logprobs, scores = [], torch.zeros(envs.num_envs, device=envs.device)
     done = torch.zeros(envs.num_envs, dtype=torch.bool, device=envs.device)
     completions: list[Any] = [None] * envs.num_envs
+    vocab = int(envs.single_action_space.n)  # a model's vocabulary may be padded past the tokenizer's
     for _ in range(envs.max_new_tokens):
-        tokens, logp = sample(state.logits, sampling, generator)  # (B,), (B,)
+        tokens, logp = sample(state.logits[:, :vocab], sampling, generator)  # (B,), (B,)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens.to(envs.device))
         logprobs.append(logp.to(envs.device))
         obs, rewards, terminated, _, infos = envs.step(tokens)
@@ -178,7 +179,8 @@ def collect_generic(
     while len(finished) < num_episodes:
         ids = torch.as_tensor(np.asarray(obs["input_ids"]), device=device)
         mask = torch.as_tensor(np.asarray(obs["attention_mask"]), device=device)
-        tokens, logp = sample(policy.next_token_logits(ids, mask), sampling, generator)
+        logits = policy.next_token_logits(ids, mask)[:, : envs.single_action_space.n]
+        tokens, logp = sample(logits, sampling, generator)
         obs, rewards, terminated, truncated, _ = envs.step(tokens.cpu().numpy())
         for i in range(envs.num_envs):
             if needs_reset[i]:  # this step was the autoreset: a new episode starts here

@@ -1,0 +1,53 @@
+"""A2C: synchronous advantage actor-critic with GAE, a value loss and an entropy bonus.
+
+One gradient step per batch on ``policy_loss + vf_coef * value_loss - entropy_coef * entropy``, where the
+policy loss is ``-mean(log pi(a_t|s_t) * A_t)`` with GAE advantages ``A_t`` from the value head.
+
+Example:
+    >>> agent = A2C(model="tiny", env_id="TextGen-Reverse-v0", batch_size=4, kl_coef=0.0,
+    ...             tensorboard=False, progress=False, eval_every=0, run_dir=tempfile.mkdtemp())
+    >>> _ = agent.learn(total_timesteps=8)
+"""
+
+from __future__ import annotations
+
+import tempfile  # noqa: F401  (used by the docstring example)
+from dataclasses import dataclass
+from typing import ClassVar
+
+from agents.config import TrainConfig, option
+from agents.losses import gae, masked_mean, masked_whiten, reinforce_loss, value_loss
+from agents.rollout import Rollout
+from agents.trainer import Scored, Trainer
+
+
+@dataclass
+class A2CConfig(TrainConfig):
+    gae_lambda: float = option(0.95, "GAE lambda")
+    vf_coef: float = option(0.5, "value loss weight")
+    normalize_advantage: bool = option(True, "whiten advantages over the batch")
+
+
+class A2C(Trainer):
+    """Advantage actor-critic: the value head on the LM trunk is the critic."""
+
+    config_class: ClassVar[type[TrainConfig]] = A2CConfig
+    algo: ClassVar[str] = "a2c"
+
+    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
+        c = self.config
+        advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
+        if c.normalize_advantage:
+            advantages = masked_whiten(advantages, batch.mask)
+        ev = self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, c.temperature)
+        policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
+        v_loss = value_loss(ev.values, returns, batch.mask)
+        entropy = masked_mean(ev.entropy, batch.mask)
+        loss = policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy
+        grad_norm = self.optimizer_step(loss)
+        return {
+            "losses/policy": policy_loss.item(),
+            "losses/value": v_loss.item(),
+            "losses/entropy": entropy.item(),
+            "losses/grad_norm": grad_norm,
+        }

@@ -1,0 +1,99 @@
+"""REINFORCE with a baseline: none, a moving average, or leave-one-out over several samples per prompt.
+
+The advantage of token ``t`` is its reward-to-go ``G_t`` (terminal score plus the KL penalties still to
+come) minus a baseline ``b``; the loss is ``-mean(log pi(a_t|s_t) * (G_t - b))`` minus the entropy bonus.
+With ``baseline="leave_one_out"`` each prompt is sampled ``samples_per_prompt`` times and ``b`` is the mean
+return of the other samples of the same prompt (RLOO).
+
+Example:
+    >>> agent = Reinforce(model="tiny", env_id="TextGen-Reverse-v0", batch_size=4, kl_coef=0.0,
+    ...                   tensorboard=False, progress=False, eval_every=0, run_dir=tempfile.mkdtemp())
+    >>> _ = agent.learn(total_timesteps=8)
+"""
+
+from __future__ import annotations
+
+import tempfile  # noqa: F401  (used by the docstring example)
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from agents.config import TrainConfig, option
+from agents.losses import discounted_returns, leave_one_out_baseline, masked_mean, reinforce_loss
+from agents.rollout import Rollout
+from agents.trainer import Scored, Trainer
+
+BASELINES = ("none", "moving_average", "leave_one_out")
+
+
+@dataclass
+class ReinforceConfig(TrainConfig):
+    baseline: str = option("leave_one_out", "none, moving_average or leave_one_out")
+    samples_per_prompt: int = option(4, "samples of each prompt per batch (leave_one_out needs >= 2)")
+    baseline_decay: float = option(0.9, "decay of the moving-average baseline")
+
+
+class Reinforce(Trainer):
+    """Monte-Carlo policy gradient with a baseline; no critic."""
+
+    config_class: ClassVar[type[TrainConfig]] = ReinforceConfig
+    algo: ClassVar[str] = "reinforce"
+    needs_values: ClassVar[bool] = False
+
+    def __init__(self, config: ReinforceConfig | None = None, env: Any = None, policy: Any = None, **overrides: Any):
+        super().__init__(config, env, policy, **overrides)
+        c = self.config
+        if c.baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {c.baseline!r}: expected one of {BASELINES}")
+        grouped = c.baseline == "leave_one_out"
+        if grouped and (c.samples_per_prompt < 2 or c.batch_size % c.samples_per_prompt):
+            raise ValueError(
+                f"leave_one_out needs samples_per_prompt >= 2 dividing batch_size, got {c.samples_per_prompt} "
+                f"and {c.batch_size}"
+            )
+        if grouped and not self.fast_path:
+            raise ValueError("leave_one_out groups prompts through TextGenVectorEnv: use baseline='moving_average'")
+        self.moving_average: float | None = None
+
+    def prompt_options(self, iteration: int) -> dict[str, Any]:
+        """Groups of ``samples_per_prompt`` consecutive envs share one train prompt (for leave-one-out)."""
+        if self.config.baseline != "leave_one_out":
+            return {}
+        k = self.config.samples_per_prompt
+        rng = np.random.default_rng([self.config.seed, iteration])
+        drawn = rng.integers(len(self.envs.setup.task.examples("train")), size=self.envs.num_envs // k)
+        return {"prompt_index": np.repeat(drawn, k).tolist()}
+
+    def baseline(self, returns: torch.Tensor) -> torch.Tensor:
+        """``(B, 1)`` baseline for episode returns ``(B,)``."""
+        if self.config.baseline == "leave_one_out":
+            return leave_one_out_baseline(returns, self.config.samples_per_prompt)[:, None]
+        if self.config.baseline == "moving_average":
+            mean = float(returns.mean())
+            previous = mean if self.moving_average is None else self.moving_average
+            self.moving_average = self.config.baseline_decay * previous + (1 - self.config.baseline_decay) * mean
+            return torch.full_like(returns, previous)[:, None]
+        return torch.zeros_like(returns)[:, None]
+
+    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
+        returns = discounted_returns(scored.rewards, batch.mask, self.config.gamma)  # (B, T)
+        advantages = (returns - self.baseline(returns[:, 0])) * batch.mask
+        ev = self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
+        policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
+        entropy = masked_mean(ev.entropy, batch.mask)
+        loss = policy_loss - self.entropy_coef_at(self.iteration) * entropy
+        grad_norm = self.optimizer_step(loss)
+        return {
+            "losses/policy": policy_loss.item(),
+            "losses/entropy": entropy.item(),
+            "losses/grad_norm": grad_norm,
+            "charts/advantage_std": float(advantages[batch.mask.bool()].std()),
+        }
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"moving_average": self.moving_average}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.moving_average = state.get("moving_average")

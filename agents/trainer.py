@@ -1,0 +1,416 @@
+"""The training loop every algorithm shares (SB3's template method): ``learn`` = collect + ``update``.
+
+An algorithm subclasses :class:`Trainer`, sets ``config_class`` and implements :meth:`Trainer.update`;
+everything else lives here once: building the policy and envs, rollouts, the per-token KL penalty,
+exploration schedules, evaluation on the held-out split, metrics, checkpoints and resuming.
+
+Determinism: iteration ``i`` seeds its prompts and its sampling from ``(seed, i)``, so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would (same weights, seeded, on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from agents.config import TrainConfig, merge_config
+from agents.logger import MetricLogger
+from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty, masked_mean
+from agents.policy import LMPolicy
+from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
+from agents.sampling import SamplingConfig, Schedule, config_at, sample
+from textgym.io import atomic_torch_save
+
+CHECKPOINT = "checkpoint.pt"
+EVAL_SEED = 1_000_003
+Callback = Callable[["Trainer", dict[str, Any]], bool | None]
+
+
+@dataclass
+class Scored:
+    """A rollout scored by the current policy before the update (no gradients), all ``(B, T)``."""
+
+    logprobs: Tensor
+    values: Tensor | None
+    kl: Tensor
+    rewards: Tensor
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device")
+    return device
+
+
+class Trainer:
+    """Base class of the algorithms. See :mod:`agents.ppo` for a complete one.
+
+    Args:
+        config: the algorithm's config (its ``config_class``); defaults when ``None``.
+        env: a Gymnasium vector env with TextGen spaces; built from ``config.env_id`` when ``None``.
+        policy: an :class:`LMPolicy`; loaded from ``config.model`` when ``None``.
+        overrides: config fields to change, e.g. ``learning_rate=1e-5`` (unknown names are errors).
+    """
+
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    algo: ClassVar[str] = "base"
+    needs_values: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        env: gym.vector.VectorEnv | None = None,
+        policy: LMPolicy | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = config or self.config_class()
+        if not isinstance(config, self.config_class):
+            raise ValueError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = merge_config(config, overrides)
+        self.device = resolve_device(self.config.device)
+        self.schedules = {name: Schedule.parse(value) for name, value in self.config.schedules.items()}
+        self.base_sampling = SamplingConfig(
+            self.config.temperature,
+            self.config.top_k,
+            self.config.top_p,
+            self.config.logit_noise,
+            self.config.mask_prob,
+        )
+        config_at(self.base_sampling, self._sampling_schedules(), 0)  # validates schedule names early
+        torch.manual_seed(self.config.seed)
+        self.policy = policy or self._build_policy()
+        self.envs = env or self._build_envs()
+        check_textgen_spaces(self.envs)
+        self._check_vocab()
+        self.optimizer = self._build_optimizer()
+        self.kl_controller = self._build_kl_controller()
+        self.iteration, self.timesteps = 0, 0
+        self._logger: MetricLogger | None = None
+
+    # -- construction -------------------------------------------------------------------------------------
+
+    @property
+    def uses_reference(self) -> bool:
+        return self.config.kl_coef > 0 or self.config.kl_target is not None
+
+    def _build_policy(self) -> LMPolicy:
+        kwargs = {"value_head": self.needs_values, "reference": self.uses_reference, "lora_rank": self.config.lora_rank}
+        if self.config.model == "tiny":
+            from textgym.models import load_tokenizer, tiny_causal_lm
+
+            model = tiny_causal_lm(len(load_tokenizer("default")), seed=self.config.seed)
+            return LMPolicy(model, **kwargs).to(self.device)
+        return LMPolicy.from_pretrained(self.config.model, device=self.device, **kwargs)
+
+    def _build_envs(self) -> gym.vector.VectorEnv:
+        tokenizer = "default" if self.config.model == "tiny" else self.config.model
+        kwargs = {"tokenizer": tokenizer, **self.config.env_kwargs}
+        spec = gym.spec(self.config.env_id)
+        if spec.vector_entry_point is not None:
+            return gym.make_vec(
+                self.config.env_id,
+                num_envs=self.config.batch_size,
+                vectorization_mode="vector_entry_point",
+                device=self.device,
+                **kwargs,
+            )
+        return gym.make_vec(self.config.env_id, num_envs=self.config.batch_size, vectorization_mode="sync", **kwargs)
+
+    def _check_vocab(self) -> None:
+        actions = int(self.envs.single_action_space.n)
+        if actions > self.policy.vocab_size:
+            raise ValueError(
+                f"the env's tokenizer has {actions} tokens but the model's vocabulary only {self.policy.vocab_size}: "
+                "use the model's own tokenizer for the env"
+            )
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.trainable_parameters(), lr=self.config.learning_rate)
+
+    def _build_kl_controller(self) -> AdaptiveKLController | FixedKLController:
+        if self.config.kl_target is not None:
+            return AdaptiveKLController(self.config.kl_coef, self.config.kl_target, self.config.kl_horizon)
+        return FixedKLController(self.config.kl_coef)
+
+    @property
+    def fast_path(self) -> bool:
+        """Whether rollouts use the batched ``TextGenVectorEnv`` interface (else the generic Gymnasium one)."""
+        from textgym.vector import TextGenVectorEnv
+
+        return isinstance(self.envs, TextGenVectorEnv)
+
+    # -- one iteration --------------------------------------------------------------------------------------
+
+    def _sampling_schedules(self) -> dict[str, Schedule]:
+        return {k: v for k, v in self.schedules.items() if k != "entropy_coef"}
+
+    def sampling_at(self, iteration: int) -> SamplingConfig:
+        """The exploration settings of ``iteration`` (base config with the schedules applied)."""
+        return config_at(self.base_sampling, self._sampling_schedules(), iteration)
+
+    def entropy_coef_at(self, iteration: int) -> float:
+        schedule = self.schedules.get("entropy_coef")
+        return schedule(iteration) if schedule is not None else self.config.entropy_coef
+
+    def _generator(self, salt: int) -> torch.Generator:
+        return torch.Generator(self.device).manual_seed(self.config.seed * 1_000_003 + salt)
+
+    def prompt_options(self, iteration: int) -> dict[str, Any]:
+        """``reset`` options for the rollout of ``iteration``; algorithms may group prompts (see REINFORCE)."""
+        return {}
+
+    def collect_rollout(self, iteration: int) -> Rollout:
+        """One batch of episodes with the exploration settings of ``iteration``, seeded by it."""
+        sampling, generator = self.sampling_at(iteration), self._generator(iteration)
+        seed = self.config.seed * 7919 + iteration
+        if self.fast_path:
+            return collect(
+                self.envs, self.policy, sampling, generator, seed=seed, options=self.prompt_options(iteration)
+            )
+        return collect_generic(self.envs, self.policy, sampling, self.envs.num_envs, generator, seed=seed)
+
+    @torch.no_grad()
+    def score(self, batch: Rollout) -> Scored:
+        """Log-probs and values before the update, per-token KL to the reference, and per-token rewards.
+
+        Rewards: ``-kl_coef * KL_t`` on every generated token plus the task score on the last one (TRL's
+        dense KL shaping with a terminal score).
+        """
+        ev = self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
+        kl = torch.zeros_like(ev.logprobs)
+        if self.uses_reference:
+            ref = self.policy.reference_logprobs(
+                batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature
+            )
+            kl = kl_penalty(ev.logprobs, ref, self.config.kl_estimator) * batch.mask
+        rewards = -self.kl_controller.value * kl
+        last = (batch.mask.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
+        rewards[torch.arange(len(last), device=rewards.device), last] += batch.scores
+        values = None if ev.values is None else ev.values * batch.mask
+        return Scored(ev.logprobs * batch.mask, values, kl, rewards * batch.mask)
+
+    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
+        """Improve the policy from one scored batch; returns namespaced metrics (``losses/...``)."""
+        raise NotImplementedError
+
+    def optimizer_step(self, loss: Tensor, what: str = "loss") -> float:
+        """Backward, clip, step. A non-finite loss stops training with a clear error (no step taken)."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.algo}: {what} is {loss.item()} at iteration {self.iteration}; training stopped before "
+                f"the step. The last good checkpoint is kept in {self.config.run_dir!r}."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.config.max_grad_norm)
+        if not torch.isfinite(norm):
+            raise FloatingPointError(
+                f"{self.algo}: the gradient of the {what} is {norm.item()} at iteration {self.iteration}; training "
+                f"stopped before the step. The last good checkpoint is kept in {self.config.run_dir!r}."
+            )
+        self.optimizer.step()
+        return float(norm)
+
+    def check_finite_parameters(self) -> None:
+        """Raise before a checkpoint would save non-finite weights."""
+        norms = torch._foreach_norm([p.detach() for p in self.policy.trainable_parameters()])
+        if not torch.isfinite(torch.stack(norms)).all():
+            raise FloatingPointError(
+                f"{self.algo}: the weights became non-finite at iteration {self.iteration}; not saving them. "
+                f"The last good checkpoint is kept in {self.config.run_dir!r}."
+            )
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def learn(self, total_timesteps: int | None = None, callback: Callback | None = None) -> Trainer:
+        """Train until ``total_timesteps`` generated tokens (default: the config's); SB3-style.
+
+        ``callback(trainer, metrics)`` runs after every iteration; returning ``False`` stops training.
+        """
+        from tqdm.auto import tqdm
+
+        total = total_timesteps if total_timesteps is not None else self.config.total_timesteps
+        logger = self._open_logger()
+        bar = tqdm(
+            total=total,
+            initial=min(self.timesteps, total),
+            desc=f"{self.algo} {self.config.env_id}",
+            unit="tok",
+            disable=not self.config.progress,
+        )
+        try:
+            while self.timesteps < total:
+                metrics = self.train_iteration()
+                bar.update(min(metrics["charts/tokens"], total - bar.n))
+                bar.set_postfix(reward=f"{metrics['charts/score_mean']:+.3f}", kl=f"{metrics['charts/kl']:.3f}")
+                if self.config.eval_every and self.iteration % self.config.eval_every == 0:
+                    metrics.update(self.evaluate())
+                logger.log(metrics, self.timesteps, self.iteration)
+                if self.config.save_every and self.iteration % self.config.save_every == 0:
+                    self.save(Path(self.config.run_dir) / CHECKPOINT)
+                if callback is not None and callback(self, metrics) is False:
+                    break
+            self.save(Path(self.config.run_dir) / CHECKPOINT)
+        finally:
+            bar.close()
+        return self
+
+    def train_iteration(self) -> dict[str, Any]:
+        """Collect one batch, score it, update; returns the iteration's metrics."""
+        start = time.perf_counter()
+        batch = self.collect_rollout(self.iteration)
+        rollout_seconds = time.perf_counter() - start
+        scored = self.score(batch)
+        stats = self.update(batch, scored)
+        self.kl_controller.update(float(masked_mean(scored.kl.sum(1), torch.ones_like(batch.scores))), batch.num_tokens)
+        self.iteration += 1
+        self.timesteps += batch.num_tokens
+        seconds = time.perf_counter() - start
+        return {
+            "charts/score_mean": float(batch.scores.mean()),
+            "charts/score_std": float(batch.scores.std()) if len(batch.scores) > 1 else 0.0,
+            "charts/kl": float(scored.kl.sum(1).mean()),
+            "charts/kl_coef": float(self.kl_controller.value),
+            "charts/episode_length": float(batch.mask.sum(1).mean()),
+            "charts/tokens": batch.num_tokens,
+            "charts/tokens_per_s": batch.num_tokens / seconds,
+            "charts/rollout_fraction": rollout_seconds / seconds,
+            "charts/temperature": self.sampling_at(self.iteration - 1).temperature,
+            **stats,
+        }
+
+    @torch.no_grad()
+    def evaluate(self, num_episodes: int | None = None) -> dict[str, Any]:
+        """Mean task reward and KL to the reference on the held-out split.
+
+        Samples with the configured temperature, top-k and top-p, without the exploration noise and masking.
+
+        The same prompts (the first ``num_episodes`` of the eval split, repeated when it has fewer) and
+        seeds every time, so evaluations
+        along a run are comparable. Needs the fast path (a ``TextGenVectorEnv``).
+        """
+        if not self.fast_path:
+            raise ValueError("evaluate() needs a TextGenVectorEnv (the generic path has no held-out split option)")
+        n, batch_size = num_episodes or self.config.eval_episodes, self.envs.num_envs
+        sampling = SamplingConfig(self.config.temperature, self.config.top_k, self.config.top_p)  # no noise/masking
+        scores, kls, texts = [], [], []
+        available = len(self.envs.setup.task.examples("eval"))
+        for start in range(0, n, batch_size):
+            indices = [(start + i) % available for i in range(batch_size)]  # wraps round small eval sets
+            options = {"split": "eval", "prompt_index": indices}
+            batch = collect(self.envs, self.policy, sampling, self._generator(EVAL_SEED + start), EVAL_SEED, options)
+            keep = min(batch_size, n - start)
+            scores.append(batch.scores[:keep])
+            kls.append(self._sequence_kl(batch)[:keep])
+            texts += [f"{p}\u2502{c}" for p, c in zip(batch.prompts[:keep], batch.completions[:keep], strict=True)]
+        return {
+            "eval/score_mean": float(torch.cat(scores).mean()),
+            "eval/kl": float(torch.cat(kls).mean()),
+            "eval/samples": "\n".join(texts[:4]),
+        }
+
+    def _sequence_kl(self, batch: Rollout) -> Tensor:
+        """Per-episode KL(policy || reference) estimate: sum over tokens of log-ratio (k1). -> (B,)."""
+        if not self.uses_reference:
+            return torch.zeros(len(batch.scores), device=batch.scores.device)
+        args = (batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
+        logp = self.policy.evaluate(*args).logprobs
+        return ((logp - self.policy.reference_logprobs(*args)) * batch.mask).sum(1)
+
+    # -- SB3-style API ----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, observation: dict[str, Any], deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """Next token(s) for TextGen observations (one ``(L,)`` or a batch ``(N, L)``), as SB3's ``predict``."""
+        ids = torch.as_tensor(np.asarray(observation["input_ids"]), device=self.policy.device)
+        mask = torch.as_tensor(np.asarray(observation["attention_mask"]), device=self.policy.device)
+        single = ids.dim() == 1
+        ids, mask = (ids[None], mask[None]) if single else (ids, mask)
+        logits = self.policy.next_token_logits(ids, mask)[:, : self.envs.single_action_space.n]
+        sampling = dataclasses.replace(self.sampling_at(self.iteration), greedy=deterministic)
+        tokens, _ = sample(logits, sampling)
+        actions = tokens.cpu().numpy()
+        return (actions[0] if single else actions), None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs; the frozen reference is rebuilt from the model, not saved."""
+        policy_state = {k: v for k, v in self.policy.state_dict().items() if not k.startswith("reference.")}
+        return {
+            "algo": self.algo,
+            "config": dataclasses.asdict(self.config),
+            "iteration": self.iteration,
+            "timesteps": self.timesteps,
+            "policy": policy_state,
+            "optimizer": self.optimizer.state_dict(),
+            "kl_controller": self.kl_controller.state_dict(),
+            "extra": self.extra_state(),
+        }
+
+    def extra_state(self) -> dict[str, Any]:
+        """Algorithm state beyond weights and optimizer (e.g. a moving-average baseline)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically (temporary file, then rename); refuses non-finite weights."""
+        self.check_finite_parameters()
+        path = Path(path)
+        atomic_torch_save(self.state_dict(), path)
+        return path
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore weights, optimizer, counters and controllers from :meth:`state_dict`."""
+        if state.get("algo") != self.algo:
+            raise ValueError(f"checkpoint is for algo {state.get('algo')!r}, not {self.algo!r}")
+        missing, unexpected = self.policy.load_state_dict(state["policy"], strict=False)
+        missing = [k for k in missing if not k.startswith("reference.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint does not match the policy: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_controller.load_state_dict(state["kl_controller"])
+        self.iteration, self.timesteps = state["iteration"], state["timesteps"]
+        self.load_extra_state(state["extra"])
+
+    @classmethod
+    def load(cls, path: str | Path, env: gym.vector.VectorEnv | None = None, **overrides: Any) -> Trainer:
+        """Rebuild a trainer from a checkpoint (its saved config, with ``overrides``) and restore its state."""
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+        config = merge_config(cls.config_class(), {**state["config"], **overrides})
+        trainer = cls(config, env=env)
+        trainer.load_state(state)
+        return trainer
+
+    def resume(self) -> bool:
+        """Continue from ``run_dir/checkpoint.pt`` when it exists; returns whether it did."""
+        path = Path(self.config.run_dir) / CHECKPOINT
+        if not path.exists():
+            return False
+        self.load_state(torch.load(path, map_location="cpu", weights_only=False))
+        self._open_logger().truncate_after(self.iteration)
+        return True
+
+    def _open_logger(self) -> MetricLogger:
+        if self._logger is None:
+            self._logger = MetricLogger(self.config.run_dir, self.config.tensorboard)
+        return self._logger
+
+    def close(self) -> None:
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+        self.envs.close()
