@@ -1,0 +1,34 @@
+"""agents: LM policies and fast REINFORCE, A2C, PPO and TRPO trainers for textgym envs.
+
+Example:
+    >>> from agents import make_trainer
+    >>> make_trainer("nope")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown algo 'nope': expected one of ['a2c', 'ppo', 'reinforce', 'trpo']
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+ALGOS: dict[str, str] = {
+    "reinforce": "agents.reinforce:Reinforce",
+    "a2c": "agents.a2c:A2C",
+    "ppo": "agents.ppo:PPO",
+    "trpo": "agents.trpo:TRPO",
+}
+
+
+def trainer_class(algo: str) -> Any:
+    """The trainer class registered as ``algo``."""
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algo {algo!r}: expected one of {sorted(ALGOS)}")
+    module, _, attr = ALGOS[algo].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_trainer(algo: str, **kwargs: Any) -> Any:
+    """Build the trainer for ``algo`` with config overrides, e.g. ``make_trainer("ppo", model="tiny")``."""
+    return trainer_class(algo)(**kwargs)

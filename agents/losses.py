@@ -504,6 +504,7 @@ def trpo_step(
     damping: float = 0.1,
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
+    fisher_product: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """One TRPO update (Schulman et al. 2015): natural-gradient step with a KL-constrained line search.
 
@@ -516,6 +517,8 @@ def trpo_step(
         damping: Added to the Fisher-vector product (``F v + damping * v``).
         backtrack_ratio: Step shrink factor per line-search iteration.
         max_backtracks: Maximum number of line-search iterations.
+        fisher_product: ``v -> F v`` for flat ``v`` (without damping); by default the Hessian-vector product
+            of ``kl()`` by double backpropagation.
 
     Returns:
         Dict of floats ``"kl"``, ``"improvement"``, ``"step_fraction"`` (0 if rejected) and
@@ -530,10 +533,14 @@ def trpo_step(
     surr0 = surrogate()
     g = flat_grad(surr0, params)  # (D,)
     surr0_value = float(surr0.detach())
-    kl_grad = flat_grad(kl(), params, create_graph=True)  # (D,) graph kept for Fisher products
+    if fisher_product is None:
+        kl_grad = flat_grad(kl(), params, create_graph=True)  # (D,) graph kept for Fisher products
+
+        def fisher_product(v: Tensor) -> Tensor:
+            return flat_grad(torch.dot(kl_grad, v), params, retain_graph=True)
 
     def fvp(v: Tensor) -> Tensor:
-        return flat_grad(torch.dot(kl_grad, v), params, retain_graph=True) + damping * v
+        return fisher_product(v) + damping * v
 
     rejected = {"kl": 0.0, "improvement": 0.0, "step_fraction": 0.0, "accepted": 0.0}
     direction = conjugate_gradient(fvp, g, iters=cg_iters)

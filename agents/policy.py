@@ -179,7 +179,12 @@ class LMPolicy(nn.Module):
     # -- scoring whole sequences ----------------------------------------------------------------------
 
     def evaluate(
-        self, input_ids: Tensor, attention_mask: Tensor, num_generated: int, temperature: float = 1.0
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        num_generated: int,
+        temperature: float = 1.0,
+        with_entropy: bool = True,
     ) -> Evaluation:
         """Log-probs, entropy and values of the last ``num_generated`` tokens of ``(B, S)`` sequences.
 
@@ -191,7 +196,8 @@ class LMPolicy(nn.Module):
         actions = input_ids[:, -num_generated:]  # (B, T)
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, actions[..., None]).squeeze(-1)
         values = None if self.value_head is None else self.value_head(hidden.float()).squeeze(-1)
-        return Evaluation(logprobs, entropy_from_logits(logits), values)
+        entropy = entropy_from_logits(logits) if with_entropy else torch.zeros_like(logprobs)
+        return Evaluation(logprobs, entropy, values)
 
     @torch.no_grad()
     def reference_logprobs(

@@ -114,18 +114,15 @@ class Trainer:
         return LMPolicy.from_pretrained(self.config.model, device=self.device, **kwargs)
 
     def _build_envs(self) -> gym.vector.VectorEnv:
-        tokenizer = "default" if self.config.model == "tiny" else self.config.model
-        kwargs = {"tokenizer": tokenizer, **self.config.env_kwargs}
+        """textgym ids get the model's tokenizer and the fast vector env; other ids a ``SyncVectorEnv``."""
         spec = gym.spec(self.config.env_id)
-        if spec.vector_entry_point is not None:
-            return gym.make_vec(
-                self.config.env_id,
-                num_envs=self.config.batch_size,
-                vectorization_mode="vector_entry_point",
-                device=self.device,
-                **kwargs,
-            )
-        return gym.make_vec(self.config.env_id, num_envs=self.config.batch_size, vectorization_mode="sync", **kwargs)
+        kwargs = dict(self.config.env_kwargs)
+        if str(spec.entry_point).startswith("textgym."):
+            kwargs.setdefault("tokenizer", "default" if self.config.model == "tiny" else self.config.model)
+        mode = "vector_entry_point" if spec.vector_entry_point == "textgym.vector:TextGenVectorEnv" else "sync"
+        if mode == "vector_entry_point":
+            kwargs["device"] = self.device
+        return gym.make_vec(self.config.env_id, num_envs=self.config.batch_size, vectorization_mode=mode, **kwargs)
 
     def _check_vocab(self) -> None:
         actions = int(self.envs.single_action_space.n)

@@ -61,12 +61,6 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from agents.train import main as train_main
-
-    return train_main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgym", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--top-k", type=int, default=0)
     roll.add_argument("--top-p", type=float, default=1.0)
     roll.add_argument("--max-new-tokens", type=int, default=None)
-    train = sub.add_parser("train", help="train an agent (see `textgym train --help`)", add_help=False)
-    train.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("train", help="train an agent (see `textgym train --algo ppo --help`)", add_help=False)
     return parser
 
 
@@ -91,12 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``textgym`` console script."""
     from gymnasium.error import Error as GymnasiumError
 
-    args = build_parser().parse_args(argv)
-    handlers = {"envs": _envs, "rollout": _rollout, "train": _train}
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    handlers = {"envs": _envs, "rollout": _rollout}
     try:
+        if command == "train":  # its flags depend on --algo: parsed by agents.train
+            from agents.train import main as train_main
+
+            return train_main(argv[1:])
+        args = build_parser().parse_args(argv)
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError, GymnasiumError) as err:
-        print(f"textgym {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:
+        print(f"textgym {command}: error: {err}", file=sys.stderr)
         return 2
 
 

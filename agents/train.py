@@ -1,0 +1,63 @@
+"""``textgym train``: train an agent on an env from flags and/or a YAML config, resumable.
+
+Example:
+    $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000 --run-dir runs/ppo
+    $ textgym train --algo ppo --config configs/ppo_sentiment.yaml --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from agents import ALGOS, trainer_class
+from agents.config import add_config_arguments, load_yaml, merge_config
+
+
+def _front_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textgym train", add_help=False)
+    parser.add_argument("--algo", default="ppo", help=f"one of {sorted(ALGOS)}")
+    parser.add_argument("--config", default=None, help="YAML file of config keys (flags override it)")
+    parser.add_argument("--env", dest="env_id", default=argparse.SUPPRESS, help="registered env id")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt when it exists")
+    parser.add_argument("-h", "--help", action="store_true")
+    return parser
+
+
+def parse(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
+    """Parse ``argv`` into (the algo's config, the front options). Unknown flags and keys are errors."""
+    front, _ = _front_parser().parse_known_args(argv)
+    cls = trainer_class(front.algo)
+    parser = argparse.ArgumentParser(
+        prog=f"textgym train --algo {front.algo}", parents=[_front_parser()], add_help=False
+    )
+    add_config_arguments(parser, cls.config_class)
+    if front.help:
+        parser.print_help()
+        raise SystemExit(0)
+    flags = vars(parser.parse_args(argv))
+    updates = load_yaml(front.config) if front.config else {}
+    updates.update({k: v for k, v in flags.items() if k not in ("algo", "config", "resume", "help")})
+    return merge_config(cls.config_class(), updates), front
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train, printing the final evaluation as JSON."""
+    config, front = parse(list(sys.argv[1:] if argv is None else argv))
+    trainer = trainer_class(front.algo)(config)
+    if front.resume and trainer.resume():
+        print(f"resuming {front.algo} from iteration {trainer.iteration} ({trainer.timesteps} tokens)", file=sys.stderr)
+    try:
+        trainer.learn()
+        result = trainer.evaluate() if trainer.fast_path and config.eval_episodes else {}
+    finally:
+        trainer.close()
+    print(json.dumps({"algo": front.algo, "env_id": config.env_id, "iteration": trainer.iteration, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

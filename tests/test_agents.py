@@ -1,0 +1,207 @@
+"""Agents: learning on a synthetic task, TRPO's trust region, KL shaping, resume, SB3-style API, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+
+from agents import make_trainer, trainer_class
+from agents.logger import read_metrics
+from agents.losses import kl_penalty
+from agents.policy import LMPolicy
+from agents.rollout import collect, collect_generic
+from agents.sampling import SamplingConfig
+from agents.trainer import CHECKPOINT
+
+
+def vowels(prompts, completions, **info):
+    """Fraction of vowels: a reward a tiny model can raise in seconds when it samples from its top 10."""
+    return [sum(ch in "aeiou" for ch in c) / max(len(c), 1) for c in completions]
+
+
+SYNTHETIC = {"prompts": ["Hello", "The cat", "Once upon"], "reward": vowels, "max_new_tokens": 6}
+
+
+def make(algo: str, tmp_path, **overrides):
+    settings = {
+        "model": "tiny",
+        "env_id": "TextGen-v0",
+        "env_kwargs": SYNTHETIC,
+        "batch_size": 16,
+        "kl_coef": 0.0,
+        "top_k": 10,
+        "learning_rate": 1e-2,
+        "tensorboard": False,
+        "progress": False,
+        "eval_every": 0,
+        "save_every": 0,
+        "run_dir": str(tmp_path / algo),
+    }
+    return make_trainer(algo, **{**settings, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("algo", "iterations", "extra"),
+    [
+        ("reinforce", 10, {}),
+        ("a2c", 12, {}),
+        ("ppo", 10, {}),
+        ("trpo", 4, {"max_kl": 0.1, "cg_iters": 3}),
+    ],
+)
+def test_each_algorithm_raises_reward(algo, iterations, extra, tmp_path):
+    agent = make(algo, tmp_path, **extra)
+    before = agent.evaluate(48)["eval/score_mean"]
+    agent.learn(total_timesteps=16 * 6 * iterations)
+    after = agent.evaluate(48)["eval/score_mean"]
+    assert after > before + 0.04, (algo, before, after)
+
+
+def test_trpo_step_respects_the_trust_region(tmp_path):
+    agent = make("trpo", tmp_path, max_kl=0.02, cg_iters=5)
+    batch = agent.collect_rollout(0)
+    scored = agent.score(batch)
+    stats = agent.update(batch, scored)
+    assert stats["losses/accepted"] == 1.0 and stats["losses/improvement"] > 0
+    with torch.no_grad():  # recompute the KL of the accepted step independently
+        new = agent.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated).logprobs
+    ratio = torch.exp(new - scored.logprobs)[batch.mask.bool()]
+    kl = ((ratio - 1) - torch.log(ratio)).mean().item()
+    assert 0 < kl <= 0.02 + 1e-6
+    assert kl == pytest.approx(stats["losses/step_kl"], rel=1e-4)
+
+
+def test_kl_penalty_is_dense_and_the_score_terminal(tmp_path):
+    agent = make("ppo", tmp_path, kl_coef=0.3, kl_estimator="k3")
+    with torch.no_grad():  # move the policy away from the reference
+        for p in agent.policy.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch = agent.collect_rollout(0)
+    scored = agent.score(batch)
+    args = (batch.input_ids, batch.attention_mask, batch.num_generated)
+    logp = agent.policy.evaluate(*args).logprobs.detach()
+    expected_kl = kl_penalty(logp, agent.policy.reference_logprobs(*args), "k3") * batch.mask
+    torch.testing.assert_close(scored.kl, expected_kl)
+    expected = -0.3 * expected_kl
+    last = batch.mask.sum(1).long() - 1
+    expected[torch.arange(len(last)), last] += batch.scores
+    torch.testing.assert_close(scored.rewards, expected)
+    assert scored.kl.sum() > 0
+
+
+def test_fast_and_generic_rollouts_agree_on_log_probs(tokenizer, tiny_model):
+    from textgym.vector import TextGenVectorEnv
+
+    policy = LMPolicy(tiny_model, value_head=False, reference=False)
+    sampling = SamplingConfig(top_k=5, temperature=0.8)
+    fast = collect(TextGenVectorEnv(4, task="arithmetic", max_new_tokens=4), policy, sampling, seed=0)
+    envs = gym.make_vec("TextGen-Arithmetic-v0", num_envs=2, vectorization_mode="sync", max_new_tokens=4)
+    generic = collect_generic(envs, policy, sampling, num_episodes=3, seed=0)
+    for batch in (fast, generic):
+        # the behaviour log-prob is of the truncated (top-5) distribution, so it is >= the full softmax's
+        full = policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, 0.8).logprobs
+        assert (batch.behaviour_logprobs >= full * batch.mask - 1e-5).all()
+        assert batch.mask.sum() > 0 and batch.input_ids.shape[1] == batch.attention_mask.shape[1]
+    assert generic.input_ids.shape[0] == 3
+
+
+def test_exploration_schedules_apply_per_iteration(tmp_path):
+    agent = make("reinforce", tmp_path, schedules={"temperature": "linear:2.0:1.0:10", "entropy_coef": 0.01})
+    assert agent.sampling_at(0).temperature == 2.0 and agent.sampling_at(5).temperature == 1.5
+    assert agent.entropy_coef_at(3) == 0.01
+    with pytest.raises(ValueError, match="cannot schedule"):
+        make("reinforce", tmp_path, schedules={"temprature": 1.0})
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    tokens = 16 * 6 * 4
+    straight = make("ppo", tmp_path / "a", save_every=2, kl_coef=0.05)
+    straight.learn(total_timesteps=tokens)
+    interrupted = make("ppo", tmp_path / "b", save_every=2, kl_coef=0.05)
+    interrupted.learn(total_timesteps=tokens // 2)  # "killed" here; its checkpoint is on disk
+    resumed = make("ppo", tmp_path / "b", save_every=2, kl_coef=0.05)
+    assert resumed.resume() and resumed.iteration == 2
+    resumed.learn(total_timesteps=tokens)
+    for (name, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert [r["iteration"] for r in read_metrics(resumed.config.run_dir)] == [1, 2, 3, 4]
+
+
+def test_save_load_predict(tmp_path):
+    agent = make("a2c", tmp_path)
+    agent.learn(total_timesteps=16 * 6)
+    env = gym.make("TextGen-v0", **SYNTHETIC)
+    obs, _ = env.reset(seed=0)
+    action, _ = agent.predict(obs, deterministic=True)
+    path = agent.save(tmp_path / "agent.pt")
+    loaded = trainer_class("a2c").load(path)
+    assert loaded.predict(obs, deterministic=True)[0] == action
+    assert env.action_space.contains(int(action))
+
+
+def test_lora_trains_the_adapter_and_uses_the_base_as_reference(tmp_path):
+    agent = make("reinforce", tmp_path, lora_rank=4, kl_coef=0.1, learning_rate=5e-2)
+    names = [n for n, p in agent.policy.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    batch = agent.collect_rollout(0)
+    args = (batch.input_ids, batch.attention_mask, batch.num_generated)
+    torch.testing.assert_close(agent.policy.evaluate(*args).logprobs, agent.policy.reference_logprobs(*args))
+    agent.learn(total_timesteps=16 * 6 * 2)
+    assert not torch.allclose(agent.policy.evaluate(*args).logprobs, agent.policy.reference_logprobs(*args))
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown algo 'sarsa'"):
+        make_trainer("sarsa")
+    with pytest.raises(ValueError, match=r"unknown config keys \['learning_rat'\]"):
+        make("ppo", tmp_path, learning_rat=1.0)
+    with pytest.raises(ValueError, match="expects float"):
+        make("ppo", tmp_path, learning_rate="fast")
+    with pytest.raises(ValueError, match="TextGen spaces"):
+        make("ppo", tmp_path, env_id="CartPole-v1", env_kwargs={})
+    with pytest.raises(ValueError, match="leave_one_out needs samples_per_prompt"):
+        make("reinforce", tmp_path, samples_per_prompt=3)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    agent = make("reinforce", tmp_path, save_every=1)
+    agent.learn(total_timesteps=16 * 6)
+    checkpoint = tmp_path / "reinforce" / CHECKPOINT
+    saved = checkpoint.read_bytes()
+    original = agent.policy.evaluate
+
+    def broken(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out.logprobs = out.logprobs * float("nan")
+        return out
+
+    monkeypatch.setattr(agent.policy, "evaluate", broken)
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        agent.learn(total_timesteps=16 * 6 * 3)
+    assert checkpoint.read_bytes() == saved
+
+
+def test_cli_train_writes_metrics_and_a_checkpoint(tmp_path, capsys):
+    from textgym.cli import main
+
+    run_dir = tmp_path / "cli"
+    argv = ["train", "--algo", "reinforce", "--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--batch-size", "4"]
+    argv += ["--total-timesteps", "64", "--eval-every", "1", "--eval-episodes", "4", "--no-tensorboard"]
+    argv += ["--no-progress", "--run-dir", str(run_dir), "--samples-per-prompt", "2"]
+    assert main(argv) == 0
+    assert '"eval/score_mean"' in capsys.readouterr().out
+    records = read_metrics(run_dir)
+    assert {"charts/score_mean", "losses/policy", "eval/score_mean"} <= set(records[-1])
+    assert (run_dir / CHECKPOINT).exists()
+
+
+def test_cli_train_rejects_unknown_flags_and_broken_config(tmp_path, capsys):
+    from textgym.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "ppo", "--bogus", "3"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("learning_rate: [1\n")
+    assert main(["train", "--config", str(broken)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
