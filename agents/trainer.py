@@ -11,6 +11,7 @@ checkpoint continues exactly as the uninterrupted run would (same weights, seede
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from agents.policy import LMPolicy
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.sampling import SamplingConfig, Schedule, config_at, sample
 from textgym.io import atomic_torch_save
+from textgym.rewards.form import ngrams, words
 
 CHECKPOINT = "checkpoint.pt"
 EVAL_SEED = 1_000_003
@@ -51,6 +53,17 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device")
     return device
+
+
+def distinct_ngrams(texts: list[str], n: int) -> float:
+    """Corpus distinct-n: unique word n-grams over all n-grams of all ``texts`` (0 when there are none).
+
+    Example:
+        >>> distinct_ngrams(["the cat", "the dog"], 1)
+        0.75
+    """
+    grams = [g for text in texts for g in ngrams(words(text), n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 class Trainer:
@@ -289,41 +302,48 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, num_episodes: int | None = None) -> dict[str, Any]:
-        """Mean task reward and KL to the reference on the held-out split.
+        """Quality on the held-out split: task reward, KL and perplexity under the reference, distinct-n.
 
         Samples with the configured temperature, top-k and top-p, without the exploration noise and masking.
-
-        The same prompts (the first ``num_episodes`` of the eval split, repeated when it has fewer) and
-        seeds every time, so evaluations
-        along a run are comparable. Needs the fast path (a ``TextGenVectorEnv``).
+        The same prompts (the first ``num_episodes`` of the eval split, repeated when it has fewer) and seeds
+        every time, so evaluations along a run are comparable. Needs the fast path (a ``TextGenVectorEnv``).
+        Without a reference the policy is its own reference (KL 0), as for an untrained model.
         """
         if not self.fast_path:
             raise ValueError("evaluate() needs a TextGenVectorEnv (the generic path has no held-out split option)")
         n, batch_size = num_episodes or self.config.eval_episodes, self.envs.num_envs
         sampling = SamplingConfig(self.config.temperature, self.config.top_k, self.config.top_p)  # no noise/masking
-        scores, kls, texts = [], [], []
+        scores, kls, ref_nll, tokens, completions, texts = [], [], 0.0, 0, [], []
         available = len(self.envs.setup.task.examples("eval"))
         for start in range(0, n, batch_size):
             indices = [(start + i) % available for i in range(batch_size)]  # wraps round small eval sets
             options = {"split": "eval", "prompt_index": indices}
             batch = collect(self.envs, self.policy, sampling, self._generator(EVAL_SEED + start), EVAL_SEED, options)
             keep = min(batch_size, n - start)
+            logp, ref = self._eval_logprobs(batch)
+            mask = batch.mask[:keep]
             scores.append(batch.scores[:keep])
-            kls.append(self._sequence_kl(batch)[:keep])
+            kls.append(((logp - ref)[:keep] * mask).sum(1))
+            ref_nll -= float((ref[:keep] * mask).sum())
+            tokens += int(mask.sum())
+            completions += batch.completions[:keep]
             texts += [f"{p}\u2502{c}" for p, c in zip(batch.prompts[:keep], batch.completions[:keep], strict=True)]
         return {
             "eval/score_mean": float(torch.cat(scores).mean()),
+            "eval/score_std": float(torch.cat(scores).std()) if n > 1 else 0.0,
             "eval/kl": float(torch.cat(kls).mean()),
-            "eval/samples": "\n".join(texts[:4]),
+            "eval/ref_perplexity": math.exp(ref_nll / max(tokens, 1)),
+            "eval/distinct_1": distinct_ngrams(completions, 1),
+            "eval/distinct_2": distinct_ngrams(completions, 2),
+            "eval/episode_length": tokens / n,
+            "eval/samples": "\n".join(t.replace("\n", " ") for t in texts[:4]),
         }
 
-    def _sequence_kl(self, batch: Rollout) -> Tensor:
-        """Per-episode KL(policy || reference) estimate: sum over tokens of log-ratio (k1). -> (B,)."""
-        if not self.uses_reference:
-            return torch.zeros(len(batch.scores), device=batch.scores.device)
+    def _eval_logprobs(self, batch: Rollout) -> tuple[Tensor, Tensor]:
+        """Per-token log-probs of a batch under the policy and under the reference (the policy if none)."""
         args = (batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
-        logp = self.policy.evaluate(*args).logprobs
-        return ((logp - self.policy.reference_logprobs(*args)) * batch.mask).sum(1)
+        logp = self.policy.evaluate(*args, with_entropy=False).logprobs
+        return logp, (self.policy.reference_logprobs(*args) if self.policy.has_reference else logp)
 
     # -- SB3-style API ----------------------------------------------------------------------------------------
 
@@ -341,8 +361,9 @@ class Trainer:
         return (actions[0] if single else actions), None
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resume needs; the frozen reference is rebuilt from the model, not saved."""
-        policy_state = {k: v for k, v in self.policy.state_dict().items() if not k.startswith("reference.")}
+        """Everything a resume needs. Only trainable weights are saved (the adapter under LoRA): the frozen
+        base and reference are rebuilt from the model name."""
+        policy_state = {k: p.detach().clone() for k, p in self.policy.named_parameters() if p.requires_grad}
         return {
             "algo": self.algo,
             "config": dataclasses.asdict(self.config),
@@ -372,8 +393,9 @@ class Trainer:
         """Restore weights, optimizer, counters and controllers from :meth:`state_dict`."""
         if state.get("algo") != self.algo:
             raise ValueError(f"checkpoint is for algo {state.get('algo')!r}, not {self.algo!r}")
-        missing, unexpected = self.policy.load_state_dict(state["policy"], strict=False)
-        missing = [k for k in missing if not k.startswith("reference.")]
+        _, unexpected = self.policy.load_state_dict(state["policy"], strict=False)
+        trainable = [k for k, p in self.policy.named_parameters() if p.requires_grad]
+        missing = [k for k in trainable if k not in state["policy"]]
         if missing or unexpected:
             raise ValueError(
                 f"checkpoint does not match the policy: missing {missing[:5]}, unexpected {unexpected[:5]}"

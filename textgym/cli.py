@@ -3,7 +3,8 @@
 Example:
     $ textgym envs
     $ textgym rollout --env TextGen-Sentiment-v0 --n 8
-    $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-episodes 256
+    $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000
+    $ textgym leaderboard run --suite quick
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leaderboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from leaderboards import runner
+    from leaderboards.render import render
+    from leaderboards.schema import load_result, write_result
+
+    results = Path(args.results) if args.results else runner.RESULTS
+    if args.action == "run":
+        runner.run_suite(args.suite, results, args.device, args.only)
+        render(results)
+        print(f"results in {results}; tables in {runner.ROOT / 'README.md'}")
+    elif args.action == "render":
+        render(results)
+        print(f"wrote {runner.ROOT / 'README.md'} and plots")
+    else:
+        if not args.file:
+            raise ValueError("leaderboard submit needs the result FILE to validate")
+        result = load_result(args.file)
+        target = write_result(result, results / result["suite"] / f"{result['run_id']}.json")
+        print(f"valid result {result['run_id']}: added as {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgym", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--top-p", type=float, default=1.0)
     roll.add_argument("--max-new-tokens", type=int, default=None)
     sub.add_parser("train", help="train an agent (see `textgym train --algo ppo --help`)", add_help=False)
+    board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
+    board.add_argument("action", choices=["run", "render", "submit"])
+    board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
+    board.add_argument("--suite", default="quick", help="quick (CPU-sized) or full")
+    board.add_argument("--only", default=None, help="run a single run id of the suite")
+    board.add_argument("--device", default="auto")
+    board.add_argument("--results", default=None, help="results folder (default: leaderboards/results)")
     return parser
 
 
@@ -86,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    handlers = {"envs": _envs, "rollout": _rollout}
+    handlers = {"envs": _envs, "rollout": _rollout, "leaderboard": _leaderboard}
     try:
         if command == "train":  # its flags depend on --algo: parsed by agents.train
             from agents.train import main as train_main
@@ -95,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:
+        # SchemaError is a ValueError: a malformed submission names the bad field
         print(f"textgym {command}: error: {err}", file=sys.stderr)
         return 2
 

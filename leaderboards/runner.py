@@ -1,0 +1,154 @@
+"""Run a suite: each pending run in its own process (clean peak-memory figures, crash isolation).
+
+Finished runs (a valid result file) are skipped; an interrupted run resumes from its last checkpoint;
+each result is written atomically. Results go to ``leaderboards/results/<suite>/<run_id>.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents import trainer_class
+from agents.logger import read_metrics
+from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, write_result
+from leaderboards.suites import ZERO_SHOT, RunSpec, suite
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+
+
+def result_path(spec: RunSpec, results_dir: Path = RESULTS) -> Path:
+    return results_dir / spec.suite / f"{spec.run_id}.json"
+
+
+def is_done(spec: RunSpec, results_dir: Path = RESULTS) -> bool:
+    try:
+        load_result(result_path(spec, results_dir))
+    except (FileNotFoundError, SchemaError):
+        return False
+    return True
+
+
+def run_suite(name: str, results_dir: Path = RESULTS, device: str = "auto", only: str | None = None) -> list[Path]:
+    """Run every pending run of suite ``name`` (or just ``only``), one subprocess each; returns the result files."""
+    from tqdm.auto import tqdm
+
+    runs = [r for r in suite(name) if only is None or r.run_id == only]
+    if only is not None and not runs:
+        raise ValueError(f"suite {name!r} has no run {only!r}")
+    pending = [r for r in runs if not is_done(r, results_dir)]
+    print(f"suite {name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run", file=sys.stderr)
+    for spec in tqdm(pending, desc=f"leaderboard {name}", unit="run"):
+        command = [sys.executable, "-m", "leaderboards.runner", name, spec.run_id, str(results_dir), device]
+        subprocess.run(command, check=True)
+    return [result_path(r, results_dir) for r in runs]
+
+
+def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") -> dict[str, Any]:
+    """Train (unless zero-shot) under the budget, evaluate on the held-out split, and write the result."""
+    torch.manual_seed(spec.seed)
+    zero_shot = spec.agent == ZERO_SHOT
+    algo = "reinforce" if zero_shot else spec.agent
+    config = dict(spec.config)
+    if zero_shot:  # the untrained policy: no reference copy needed (it is its own reference)
+        config.update(kl_coef=0.0, baseline="none")
+    run_dir = results_dir / spec.suite / "runs" / spec.run_id
+    trainer = trainer_class(algo)(
+        env_id=spec.env_id,
+        seed=spec.seed,
+        device=device,
+        total_timesteps=spec.budget_tokens,
+        run_dir=str(run_dir),
+        eval_every=0,
+        save_every=5,
+        tensorboard=False,
+        **config,
+    )
+    start = time.perf_counter()
+    if not zero_shot:
+        trainer.resume()
+        trainer.learn(total_timesteps=spec.budget_tokens)
+    train_seconds = time.perf_counter() - start
+    quality = trainer.evaluate()
+    curve = [[0, quality["eval/score_mean"]]] if zero_shot else _curve(run_dir)
+    result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device)
+    write_result(result, result_path(spec, results_dir))
+    trainer.close()
+    return result
+
+
+def _curve(run_dir: Path) -> list[list[float]]:
+    return [[r["timesteps"], r["charts/score_mean"]] for r in read_metrics(run_dir)]
+
+
+def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) -> dict[str, Any]:
+    import transformers
+
+    tokens = trainer.timesteps
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "env": {"id": spec.env_id, "version": int(re.search(r"-v(\d+)$", spec.env_id).group(1))},
+        "agent": {
+            "name": spec.agent,
+            "algo": trainer.algo if spec.agent != ZERO_SHOT else ZERO_SHOT,
+            "config": spec.config,
+        },
+        "model": str(spec.config.get("model", "default")),
+        "seed": spec.seed,
+        "budget": {"generated_tokens": spec.budget_tokens, "eval_episodes": int(trainer.config.eval_episodes)},
+        "git_commit": _git_commit(),
+        "hardware": {
+            "device": torch.cuda.get_device_name(0) if trainer.device.startswith("cuda") else "cpu",
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "quality": {
+            "reward_mean": quality["eval/score_mean"],
+            "reward_std": quality["eval/score_std"],
+            "kl": quality["eval/kl"],
+            "ref_perplexity": quality["eval/ref_perplexity"],
+            "distinct_1": quality["eval/distinct_1"],
+            "distinct_2": quality["eval/distinct_2"],
+        },
+        "cost": {
+            "wall_clock_s": round(wall_seconds, 2),
+            "generated_tokens": tokens,
+            "train_tokens_per_s": round(tokens / train_seconds, 2) if tokens else 0.0,
+            "peak_memory_mb": _peak_memory_mb(trainer.device),
+        },
+        "curve": curve,
+        "command": spec.command,
+        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+if __name__ == "__main__":  # one run, in its own process: python -m leaderboards.runner SUITE RUN_ID DIR DEVICE
+    suite_name, run_id, directory, device_name = sys.argv[1:5]
+    (spec,) = [r for r in suite(suite_name) if r.run_id == run_id]
+    run_one(spec, Path(directory), device_name)
