@@ -168,13 +168,22 @@ class LMPolicy(nn.Module):
         )
         return GenerationState(out.logits[:, -1].float(), out.past_key_values, mask, state.next_position + 1)
 
-    @torch.no_grad()
-    def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Logits after the last attended token of each row, no cache (any padding layout). -> (B, V)."""
+    def last_token_outputs(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Next-token logits ``(B, V)`` and values ``(B,)`` after each row's last attended token, differentiable.
+
+        One forward, no cache; any padding layout (the last attended token is found per row).
+        """
         hidden = self._trunk(input_ids, attention_mask)  # (B, S, H)
         last = attention_mask.long().cumsum(-1).argmax(-1)  # index of the last 1 in each row
         picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
-        return self.model.get_output_embeddings()(picked).float()
+        logits = self.model.get_output_embeddings()(picked).float()
+        values = None if self.value_head is None else self.value_head(picked.float()).squeeze(-1)
+        return logits, values
+
+    @torch.no_grad()
+    def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Logits after the last attended token of each row, no cache (any padding layout). -> (B, V)."""
+        return self.last_token_outputs(input_ids, attention_mask)[0]
 
     # -- scoring whole sequences ----------------------------------------------------------------------
 

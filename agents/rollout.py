@@ -86,18 +86,17 @@ class Rollout:
         )
 
 
-def check_textgen_spaces(envs: gym.vector.VectorEnv) -> None:
-    """Raise a clear ``ValueError`` unless ``envs`` has TextGen's observation and action spaces."""
-    obs, act = envs.single_observation_space, envs.single_action_space
+def check_textgen_spaces(observation_space: gym.Space, action_space: gym.Space, user: str = "the agents") -> None:
+    """Raise a clear ``ValueError`` unless the spaces are TextGen's (token-id Dict obs, Discrete actions)."""
     ok = (
-        isinstance(obs, gym.spaces.Dict)
-        and {"input_ids", "attention_mask"} <= set(obs.spaces)
-        and isinstance(act, gym.spaces.Discrete)
+        isinstance(observation_space, gym.spaces.Dict)
+        and {"input_ids", "attention_mask"} <= set(observation_space.spaces)
+        and isinstance(action_space, gym.spaces.Discrete)
     )
     if not ok:
         raise ValueError(
-            "the agents need TextGen spaces: observations Dict(input_ids=Box, attention_mask=Box) and "
-            f"Discrete token actions; got observation space {obs} and action space {act}"
+            f"{user} need TextGen spaces: observations Dict(input_ids=Box, attention_mask=Box) and Discrete "
+            f"token actions; got observation space {observation_space} and action space {action_space}"
         )
 
 
@@ -168,7 +167,7 @@ def collect_generic(
     Only ``reset``/``step`` are used. Each episode is rebuilt from its first observation (the attended
     tokens are the prompt) and the actions taken, so the env's own token layout does not matter.
     """
-    check_textgen_spaces(envs)
+    check_textgen_spaces(envs.single_observation_space, envs.single_action_space)
     if envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_generic needs a vector env with autoreset_mode NextStep")
     device = policy.device

@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -55,25 +56,12 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from agents.losses import KL_ESTIMATORS, kl_penalty
-from agents.policy import LMPolicy, position_ids
+from agents.policy import LMPolicy
+from agents.rollout import check_textgen_spaces
 from agents.sampling import SamplingConfig, config_at, learning_logprobs, sample
 from agents.sampling import Schedule as SamplingSchedule
 
 __all__ = ["ExplorationScheduleCallback", "KLPenaltyCallback", "LMActorCriticPolicy", "TokenIdsExtractor"]
-
-
-def check_textgen_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
-    """Raise a clear ``ValueError`` unless the spaces are TextGen's (token-id Dict obs, Discrete actions)."""
-    ok = (
-        isinstance(observation_space, spaces.Dict)
-        and {"input_ids", "attention_mask"} <= set(observation_space.spaces)
-        and isinstance(action_space, spaces.Discrete)
-    )
-    if not ok:
-        raise ValueError(
-            "LMActorCriticPolicy needs TextGen spaces: observations Dict(input_ids=Box, attention_mask=Box) and "
-            f"Discrete token actions; got observation space {observation_space} and action space {action_space}"
-        )
 
 
 class TokenIdsExtractor(BaseFeaturesExtractor):
@@ -178,7 +166,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        check_textgen_spaces(observation_space, action_space)
+        check_textgen_spaces(observation_space, action_space, user="LMActorCriticPolicy")
         if use_sde:
             raise ValueError("use_sde=True (gSDE) is for continuous actions; token actions are Discrete")
         if isinstance(model, nn.Module):
@@ -240,7 +228,9 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         )
         return data
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, nn.Parameter]]:
         """The trainable parameters only (see the class docstring); ``state_dict()`` keeps the frozen ones."""
         for name, param in super().named_parameters(prefix, recurse, remove_duplicate):
             if param.requires_grad:
@@ -256,19 +246,17 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         """Raw next-token logits ``(B, n)`` (``n`` = the action space's size) and values ``(B, 1)``, one forward."""
         features = self.extract_features(obs)  # (B, 2, L)
         ids, mask = left_align(features[:, 0], features[:, 1])  # (B, S)
-        model = self.lm.model
         # with gradients, the math attention kernel: TRPO differentiates twice (Hessian-vector products), which
         # the fused CPU kernels do not support; rollouts (no grad) keep the fast kernel
         kernel = sdpa_kernel(SDPBackend.MATH) if torch.is_grad_enabled() else nullcontext()
         with kernel:
-            out = model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
-        hidden = out.last_hidden_state[:, -1]  # (B, H)
-        logits = model.get_output_embeddings()(hidden).float()[:, : int(self.action_space.n)]  # (B, n)
+            logits, value = self.lm.last_token_outputs(ids, mask)
+        logits = logits[:, : int(self.action_space.n)]  # (B, n)
         if not values:
             return logits, None
-        if self.lm.value_head is None:
+        if value is None:
             return logits, torch.zeros(len(logits), 1, device=logits.device)
-        return logits, self.lm.value_head(hidden.float())  # (B, 1)
+        return logits, value[:, None]  # (B, 1)
 
     def _learning_distribution(self, logits: Tensor) -> CategoricalDistribution:
         return self.action_dist.proba_distribution(action_logits=logits / self.temperature)

@@ -104,7 +104,7 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         self.policy = policy or self._build_policy()
         self.envs = env or self._build_envs()
-        check_textgen_spaces(self.envs)
+        check_textgen_spaces(self.envs.single_observation_space, self.envs.single_action_space)
         self._check_vocab()
         self.optimizer = self._build_optimizer()
         self.kl_controller = self._build_kl_controller()

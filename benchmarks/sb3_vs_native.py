@@ -30,29 +30,29 @@ def native_tokens_per_s(args: argparse.Namespace, env_kwargs: dict) -> float:
     from agents.logger import read_metrics
     from agents.ppo import PPO
 
-    run_dir = tempfile.mkdtemp(prefix="bench-native-")
-    agent = PPO(
-        model=args.model,
-        env_id=args.env,
-        env_kwargs=env_kwargs,
-        batch_size=args.batch_size,
-        minibatch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        learning_rate=args.learning_rate,
-        kl_coef=args.kl,
-        device="cpu",
-        seed=0,
-        progress=False,
-        tensorboard=False,
-        eval_every=0,
-        save_every=0,
-        run_dir=run_dir,
-    )
-    agent.learn(total_timesteps=(args.iterations + 1) * args.batch_size * args.max_new_tokens)
-    rows = [r for r in read_metrics(run_dir) if "charts/tokens_per_s" in r][1:]  # drop the warm-up iteration
+    with tempfile.TemporaryDirectory(prefix="bench-native-") as run_dir:  # learn() writes a final checkpoint here
+        agent = PPO(
+            model=args.model,
+            env_id=args.env,
+            env_kwargs=env_kwargs,
+            batch_size=args.batch_size,
+            minibatch_size=args.batch_size,
+            n_epochs=args.n_epochs,
+            learning_rate=args.learning_rate,
+            kl_coef=args.kl,
+            device="cpu",
+            seed=0,
+            progress=False,
+            tensorboard=False,
+            eval_every=0,
+            save_every=0,
+            run_dir=run_dir,
+        )
+        agent.learn(total_timesteps=(args.iterations + 1) * args.batch_size * args.max_new_tokens)
+        rows = [r for r in read_metrics(run_dir) if "charts/tokens_per_s" in r][1:]  # drop the warm-up iteration
+        agent.close()
     tokens = sum(r["charts/tokens"] for r in rows)
-    seconds = sum(r["charts/tokens"] / r["charts/tokens_per_s"] for r in rows)
-    agent.close()
+    seconds = sum(r["charts/tokens"] / r["charts/tokens_per_s"] for r in rows)  # per iteration, checkpoint excluded
     return tokens / seconds
 
 
