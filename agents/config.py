@@ -86,8 +86,9 @@ def merge_config(config: C, updates: dict[str, Any]) -> C:
 
 def _convert(key: str, kind: str, value: Any) -> Any:
     """Convert ``value`` to a field's declared type (``"int"``, ``"float"``, ``"float | None"``, ...)."""
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if "None" in kind:
+    nullable = "None" in kind
+    if value is None or (nullable and isinstance(value, str) and value.lower() in ("none", "null")):
+        if nullable:
             return None
         raise ValueError(f"config key {key!r} may not be None (expected {kind})")
     base = kind.replace(" | None", "")

@@ -20,9 +20,10 @@ import torch
 from agents import trainer_class
 from agents.logger import read_metrics
 from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, write_result
-from leaderboards.suites import ZERO_SHOT, RunSpec, suite
+from leaderboards.suites import COMMON_KEYS, SB3_PPO, ZERO_SHOT, RunSpec, suite
 
 ROOT = Path(__file__).resolve().parent
+ALGO_NAMES = {ZERO_SHOT: ZERO_SHOT, SB3_PPO: "stable_baselines3.PPO"}
 RESULTS = ROOT / "results"
 
 
@@ -57,12 +58,16 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
     """Train (unless zero-shot) under the budget, evaluate on the held-out split, and write the result."""
     torch.manual_seed(spec.seed)
     zero_shot = spec.agent == ZERO_SHOT
-    algo = "reinforce" if zero_shot else spec.agent
+    algo = "reinforce" if spec.agent in (ZERO_SHOT, SB3_PPO) else spec.agent  # a shell for evaluation
     config = dict(spec.config)
     if zero_shot:  # the untrained policy: no reference copy needed (it is its own reference)
         config.update(kl_coef=0.0, baseline="none")
+    if spec.agent == SB3_PPO:
+        config = {k: v for k, v in config.items() if k in COMMON_KEYS} | {"baseline": "none"}
     run_dir = results_dir / spec.suite / "runs" / spec.run_id
+    sb3_agent = _sb3_ppo(spec, config, device) if spec.agent == SB3_PPO else None
     trainer = trainer_class(algo)(
+        policy=None if sb3_agent is None else sb3_agent.policy.lm,  # evaluate the very policy SB3 trains
         env_id=spec.env_id,
         seed=spec.seed,
         device=device,
@@ -74,16 +79,68 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
         **config,
     )
     start = time.perf_counter()
-    if not zero_shot:
+    if sb3_agent is not None:
+        curve = _learn_sb3(sb3_agent, spec, trainer)
+    elif not zero_shot:
         trainer.resume()
         trainer.learn(total_timesteps=spec.budget_tokens)
     train_seconds = time.perf_counter() - start
     quality = trainer.evaluate()
-    curve = [[0, quality["eval/score_mean"]]] if zero_shot else _curve(run_dir)
+    if zero_shot:
+        curve = [[0, quality["eval/score_mean"]]]
+    elif spec.agent != SB3_PPO:
+        curve = _curve(run_dir)
     result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device)
     write_result(result, result_path(spec, results_dir))
     trainer.close()
     return result
+
+
+def _sb3_ppo(spec: RunSpec, config: dict[str, Any], device: str) -> Any:
+    """Stock SB3 PPO on ``LMActorCriticPolicy`` with the suite's model, LoRA rank, batch and learning rate."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from agents.sb3 import LMActorCriticPolicy
+    from agents.trainer import resolve_device
+
+    env = gym.make(spec.env_id, tokenizer="default" if config["model"] == "tiny" else config["model"])
+    steps = config["batch_size"] * env.unwrapped.setup.max_new_tokens  # about batch_size whole episodes a rollout
+    policy_kwargs = {"model": config["model"], "lora_rank": config["lora_rank"], "reference": True, "seed": spec.seed}
+    return PPO(
+        LMActorCriticPolicy,
+        env,
+        n_steps=steps,
+        batch_size=max(1, steps // 2),
+        n_epochs=2,
+        gamma=1.0,
+        learning_rate=config["learning_rate"],
+        seed=spec.seed,
+        device=resolve_device(device),
+        policy_kwargs=policy_kwargs,
+    )
+
+
+def _learn_sb3(agent: Any, spec: RunSpec, trainer: Any) -> list[list[float]]:
+    """Train under the token budget with the per-token KL penalty; returns the mean episode reward per rollout."""
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+    from agents.sb3 import KLPenaltyCallback
+
+    curve: list[list[float]] = []
+
+    class Curve(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            rewards = [e["r"] for e in self.model.ep_info_buffer]
+            if rewards:
+                curve.append([self.num_timesteps, sum(rewards) / len(rewards)])
+
+    agent.learn(spec.budget_tokens, callback=CallbackList([KLPenaltyCallback(coef=trainer.config.kl_coef), Curve()]))
+    trainer.timesteps = agent.num_timesteps
+    return curve
 
 
 def _curve(run_dir: Path) -> list[list[float]]:
@@ -101,7 +158,7 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
         "env": {"id": spec.env_id, "version": int(re.search(r"-v(\d+)$", spec.env_id).group(1))},
         "agent": {
             "name": spec.agent,
-            "algo": trainer.algo if spec.agent != ZERO_SHOT else ZERO_SHOT,
+            "algo": ALGO_NAMES.get(spec.agent, trainer.algo),
             "config": spec.config,
         },
         "model": str(spec.config.get("model", "default")),

@@ -5,7 +5,7 @@ Every env gets a ``zero-shot`` row: the untrained policy, evaluated the same way
 Example:
     >>> runs = suite("quick")
     >>> sorted({r.agent for r in runs})
-    ['a2c', 'ppo', 'reinforce', 'trpo', 'zero-shot']
+    ['a2c', 'ppo', 'reinforce', 'sb3-ppo', 'trpo', 'zero-shot']
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ZERO_SHOT = "zero-shot"
+SB3_PPO = "sb3-ppo"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     "a2c": {},
     "ppo": {"minibatch_size": 4},
     "trpo": {"max_kl": 0.02, "cg_iters": 5},
+    SB3_PPO: {},
 }
+COMMON_KEYS = set(QUICK_COMMON)
 QUICK_ENVS = {"TextGen-Sentiment-v0": 1536, "TextGen-Arithmetic-v0": 1024}
 
 

@@ -74,7 +74,8 @@ def test_quick_suite_has_a_zero_shot_row_per_env_and_three_seeds():
         suite("huge")
 
 
-def test_one_real_run_end_to_end(tmp_path):
+@pytest.mark.parametrize("agent", ["ppo", "sb3-ppo", "zero-shot"])
+def test_one_real_run_end_to_end(agent, tmp_path):
     spec = RunSpec(
         "test", "ppo", "TextGen-Arithmetic-v0", 0, 64, {"model": "tiny", "batch_size": 4, "eval_episodes": 4}
     )
