@@ -194,6 +194,8 @@ def test_cli_train_writes_metrics_and_a_checkpoint(tmp_path, capsys):
     records = read_metrics(run_dir)
     assert {"charts/score_mean", "losses/policy", "eval/score_mean"} <= set(records[-1])
     assert (run_dir / CHECKPOINT).exists()
+    assert main(["eval", "--checkpoint", str(run_dir / CHECKPOINT), "--episodes", "4"]) == 0
+    assert '"eval/ref_perplexity"' in capsys.readouterr().out
 
 
 def test_cli_train_rejects_unknown_flags_and_broken_config(tmp_path, capsys):

@@ -1,9 +1,10 @@
-"""The ``textgym`` command: ``envs``, ``rollout``, ``train``.
+"""The ``textgym`` command: ``envs``, ``rollout``, ``train``, ``eval``, ``leaderboard``.
 
 Example:
     $ textgym envs
     $ textgym rollout --env TextGen-Sentiment-v0 --n 8
     $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000
+    $ textgym eval --checkpoint runs/textgym/checkpoint.pt
     $ textgym leaderboard run --suite quick
 """
 
@@ -62,6 +63,33 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from agents import trainer_class
+
+    if args.checkpoint:
+        algo = torch.load(args.checkpoint, map_location="cpu", weights_only=False)["algo"]
+        trainer = trainer_class(algo).load(args.checkpoint, progress=False, tensorboard=False)
+    else:  # the untrained model: its own reference
+        trainer = trainer_class("reinforce")(
+            env_id=args.env,
+            model=args.model,
+            device=args.device,
+            kl_coef=0.0,
+            baseline="none",
+            batch_size=min(args.episodes, 16),
+            tensorboard=False,
+            run_dir=args.run_dir,
+        )
+    metrics = trainer.evaluate(args.episodes)
+    print(metrics.pop("eval/samples"))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -102,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--top-p", type=float, default=1.0)
     roll.add_argument("--max-new-tokens", type=int, default=None)
     sub.add_parser("train", help="train an agent (see `textgym train --algo ppo --help`)", add_help=False)
+    ev = sub.add_parser("eval", help="held-out quality of a checkpoint or of an untrained model")
+    ev.add_argument("--checkpoint", default=None, help="a checkpoint.pt written by `textgym train`")
+    ev.add_argument("--env", default="TextGen-Sentiment-v0", help="env id (without --checkpoint)")
+    ev.add_argument("--model", default="default", help="model (without --checkpoint)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--episodes", type=int, default=64, help="held-out prompts to evaluate")
+    ev.add_argument("--run-dir", default="runs/eval", help="scratch folder (without --checkpoint)")
     board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
@@ -118,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    handlers = {"envs": _envs, "rollout": _rollout, "leaderboard": _leaderboard}
+    handlers = {"envs": _envs, "rollout": _rollout, "eval": _eval, "leaderboard": _leaderboard}
     try:
         if command == "train":  # its flags depend on --algo: parsed by agents.train
             from agents.train import main as train_main
