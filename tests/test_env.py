@@ -245,3 +245,25 @@ def test_vector_env_bad_actions():
         envs.step(torch.tensor([1, 10**6]))
     with pytest.raises(ValueError, match="integer"):
         envs.step(torch.tensor([1.0, 2.0]))
+
+
+def test_composite_reward_breakdown_in_info(tokenizer):
+    from textgym.rewards.compose import WeightedSum
+    from textgym.rewards.form import DistinctN, LengthPenalty
+
+    reward = WeightedSum({DistinctN(1): 1.0, LengthPenalty(target=2): 0.5})
+    env = gym.make("TextGen-v0", prompts=["Hi"], reward=reward, max_new_tokens=3)
+    env.reset(seed=0)
+    for token in tokenizer(" a a b", add_special_tokens=False)["input_ids"][:3]:
+        _, total, terminated, _, info = env.step(token)
+    assert terminated
+    parts = info["reward_breakdown"]
+    assert parts["reward/distinct_1"] == pytest.approx(2 / 3) and parts["reward/length_penalty"] == -0.5
+    assert total == pytest.approx(2 / 3 - 0.25)
+    envs = TextGenVectorEnv(2, prompts=["Hi"], reward=reward, max_new_tokens=1)
+    envs.reset(seed=0)
+    _, rewards, _, _, infos = envs.step(torch.tensor([5, 6]))
+    assert infos["_reward/distinct_1"].all() and len(infos["reward/length_penalty"]) == 2
+    for i in range(2):
+        expected = infos["reward/distinct_1"][i] + 0.5 * infos["reward/length_penalty"][i]
+        assert rewards[i].item() == pytest.approx(expected, abs=1e-6)

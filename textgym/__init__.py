@@ -18,6 +18,12 @@ ENV_IDS: dict[str, dict[str, object]] = {
     "TextGen-Sentiment-v0": {"task": "sentiment"},
     "TextGen-Arithmetic-v0": {"task": "arithmetic"},
     "TextGen-Reverse-v0": {"task": "reverse"},
+    # v1: the project-trained MiniLM sentiment classifier replaces VADER (v0 keeps VADER)
+    "TextGen-Sentiment-v1": {"task": "sentiment", "reward": "minilm_sentiment"},
+    "TextGen-Headline-v0": {"task": "headline"},
+    "TextGen-Concepts-v0": {"task": "concepts"},
+    "TextGen-Detox-v0": {"task": "detox"},
+    "TextGen-Dialogue-v0": {"task": "dialogue"},
 }
 
 for _env_id, _kwargs in ENV_IDS.items():

@@ -74,10 +74,21 @@ class EpisodeSetup:
             return backend.decode_batch(rows, skip_special_tokens=True)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
-    def score(self, prompts: list[str], completions: list[str], references: list[tuple[str, ...]]) -> list[float]:
-        """One batched reward call, validated (right length, finite)."""
-        scores = self.reward(prompts, completions, references=references)
-        return validate_scores(scores, prompts, completions)
+    def score(
+        self, prompts: list[str], completions: list[str], references: list[tuple[str, ...]]
+    ) -> tuple[list[float], dict[str, list[float]]]:
+        """One batched reward call, validated (right length, finite), and the parts of a composite reward.
+
+        Returns ``(scores, parts)``; ``parts`` maps ``"reward/<part>"`` to each part's scores when the reward
+        has ``breakdown``/``combine`` (see ``textgym.rewards.compose``; each part is scored once), else ``{}``.
+        """
+        breakdown = getattr(self.reward, "breakdown", None)
+        if breakdown is None:
+            scores = self.reward(prompts, completions, references=references)
+            return validate_scores(scores, prompts, completions), {}
+        parts = breakdown(prompts, completions, references=references)
+        scores = validate_scores(self.reward.combine(parts), prompts, completions)
+        return scores, {f"reward/{name}": validate_scores(v, prompts, completions) for name, v in parts.items()}
 
     @property
     def reward_key(self) -> str:

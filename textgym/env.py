@@ -65,6 +65,8 @@ class TextGenEnv(gym.Env):
 
     ## Version History
     - v0: initial release.
+    - TextGen-Sentiment-v1: the reward is the project-trained MiniLM sentiment classifier (``minilm_sentiment``,
+      ``2p - 1`` in [-1, 1], 75.5% held-out accuracy); TextGen-Sentiment-v0 keeps VADER.
 
     Example:
         >>> import gymnasium as gym, textgym
@@ -135,12 +137,12 @@ class TextGenEnv(gym.Env):
     def _final_reward(self, info: dict[str, Any]) -> float:
         (completion,) = self.setup.decode([self._generated])
         references = self._example.references
-        (reward,) = self.setup.score([self._example.prompt], [completion], [references])
+        (reward,), parts = self.setup.score([self._example.prompt], [completion], [references])
         info.update(
             completion=completion,
             text=self._example.prompt + completion,
             references=references,
-            reward_breakdown={self.setup.reward_key: reward},
+            reward_breakdown={self.setup.reward_key: reward, **{k: v[0] for k, v in parts.items()}},
         )
         return reward
 

@@ -228,10 +228,11 @@ class TextGenVectorEnv(VectorEnv):
         texts = self.completions(rows)
         examples = [self._examples[r] for r in rows]
         prompts = [e.prompt for e in examples]
-        scores = self.setup.score(prompts, texts, [e.references for e in examples])
+        scores, parts = self.setup.score(prompts, texts, [e.references for e in examples])
         rewards[torch.as_tensor(rows, device=self.device)] = torch.tensor(scores, device=self.device)
         _add(infos, "completion", rows, texts, self.num_envs)
-        _add(infos, self.setup.reward_key, rows, scores, self.num_envs)
+        for key, values in {self.setup.reward_key: scores, **parts}.items():
+            _add(infos, key, rows, values, self.num_envs)
 
     def _prompt_infos(self, rows: np.ndarray) -> dict[str, Any]:
         infos: dict[str, Any] = {}

@@ -59,6 +59,10 @@ TASKS: dict[str, str] = {
     "arithmetic": "textgym.tasks.arithmetic:ArithmeticTask",
     "reverse": "textgym.tasks.reverse:ReverseTask",
     "prompts": "textgym.tasks.prompts:PromptTask",
+    "headline": "textgym.tasks.headline:HeadlineTask",
+    "concepts": "textgym.tasks.concepts:ConceptsTask",
+    "detox": "textgym.tasks.detox:DetoxTask",
+    "dialogue": "textgym.tasks.dialogue:DialogueTask",
 }
 
 

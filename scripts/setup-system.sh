@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# System packages textgym's rewards need (idempotent): WordNet for the METEOR reward.
+# textgym.rewards.wordnet builds NLTK's corpus from /usr/share/wordnet on first use (no download).
+set -euo pipefail
+if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends wordnet-base wordnet-sense-index
+fi

@@ -1,0 +1,104 @@
+"""The new envs: Sentiment-v1, Headline, Concepts, Detox, Dialogue (fixed splits, rewards of known texts)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import textgym
+from textgym.tasks import make_task
+
+NEW_IDS = [
+    "TextGen-Sentiment-v1",
+    "TextGen-Headline-v0",
+    "TextGen-Concepts-v0",
+    "TextGen-Detox-v0",
+    "TextGen-Dialogue-v0",
+]
+
+
+def write(env, tokenizer, text: str, **options):
+    """Reset with ``options`` and write ``text`` then EOS; returns the final reward and info."""
+    env.reset(seed=0, options=options)
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"][: env.unwrapped.setup.max_new_tokens - 1]
+    for token in [*tokens, tokenizer.eos_token_id]:
+        _, reward, terminated, _, info = env.step(token)
+        if terminated:
+            return reward, info
+    raise AssertionError("episode did not end")
+
+
+def test_new_ids_are_registered_with_their_tasks():
+    assert set(NEW_IDS) <= set(textgym.ENV_IDS)
+    assert gym.spec("TextGen-Sentiment-v0").kwargs.get("reward") is None  # v0 keeps VADER
+    assert gym.spec("TextGen-Sentiment-v1").kwargs["reward"] == "minilm_sentiment"
+
+
+@pytest.mark.parametrize("name", ["headline", "concepts", "detox", "dialogue"])
+def test_new_task_splits_are_fixed_and_disjoint(name):
+    train, held = make_task(name).examples("train"), make_task(name).examples("eval")
+    assert len(held) >= 50 and len(train) > len(held)
+    if name != "dialogue":  # chatterbot repeats some turns across conversations; the split is by conversation
+        assert not {e.prompt + "".join(e.references) for e in held} & {e.prompt + "".join(e.references) for e in train}
+    assert make_task(name).examples("eval")[:5] == held[:5]
+
+
+def test_sentiment_v1_uses_the_trained_classifier(tokenizer):
+    env = gym.make("TextGen-Sentiment-v1", max_new_tokens=16)
+    good, info = write(env, tokenizer, " a moving, beautifully acted triumph.")
+    bad, _ = write(env, tokenizer, " a tedious, clumsy mess.")
+    assert good > 0 > bad and set(info["reward_breakdown"]) == {"reward/minilm_sentiment"}
+    assert gym.make("TextGen-Sentiment-v0").unwrapped.setup.reward_key == "reward/vader"
+
+
+def test_headline_reward_is_one_for_the_real_headline(tokenizer):
+    env = gym.make("TextGen-Headline-v0")
+    example = env.unwrapped.setup.task.examples("eval")[0]
+    assert example.prompt + example.references[0] in {h for h in _headlines()}
+    right, info = write(env, tokenizer, example.references[0], split="eval", prompt_index=0)
+    wrong, _ = write(env, tokenizer, " zebra quantum marmalade", split="eval", prompt_index=0)
+    assert right == pytest.approx(1.0) and wrong < 0.3 and info["reward_breakdown"] == {"reward/chrf": right}
+
+
+def _headlines():
+    from textgym.tasks.headline import load_headlines
+
+    return load_headlines()
+
+
+def test_concepts_reward_prefers_a_sentence_with_every_concept(tokenizer):
+    from textgym.tasks.concepts import parse_concepts
+
+    env = gym.make("TextGen-Concepts-v0")
+    example = env.unwrapped.setup.task.examples("eval")[1]
+    concepts = parse_concepts(example.prompt)
+    assert len(concepts) == 3 and all(c in example.references[0].lower() for c in concepts)
+    full, _ = write(env, tokenizer, example.references[0], split="eval", prompt_index=1)
+    none, _ = write(env, tokenizer, " The weather is nice.", split="eval", prompt_index=1)
+    assert full > 0.9 and none < 0.35
+
+
+def test_detox_reward_prefers_polite_continuations(tokenizer):
+    env = gym.make("TextGen-Detox-v0")
+    polite, _ = write(env, tokenizer, " doing their best, and I respect that.", split="eval", prompt_index=0)
+    rude, _ = write(env, tokenizer, " stupid idiots, shut the hell up.", split="eval", prompt_index=0)
+    assert polite > 0.8 > 0.2 > rude
+
+
+def test_dialogue_reward_prefers_the_real_reply(tokenizer):
+    env = gym.make("TextGen-Dialogue-v0")
+    example = env.unwrapped.setup.task.examples("eval")[0]
+    real, info = write(env, tokenizer, example.references[0], split="eval", prompt_index=0)
+    off, _ = write(env, tokenizer, " Bananas are rich in potassium.", split="eval", prompt_index=0)
+    assert real > off and set(info["reward_breakdown"]) == {"reward/preference/dialogue"}
+
+
+@pytest.mark.parametrize("env_id", NEW_IDS)
+def test_vector_env_scores_new_ids(env_id):
+    import torch
+
+    envs = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", max_new_tokens=2)
+    envs.reset(seed=0)
+    envs.step(torch.tensor([300, 400, 500]))
+    _, rewards, terminated, _, _ = envs.step(torch.tensor([301, 401, 501]))
+    assert terminated.all() and torch.isfinite(rewards).all()
