@@ -22,6 +22,7 @@ from gymnasium import spaces
 
 from textgym.rewards import make_reward, reward_name, validate_scores
 from textgym.tasks import SPLITS, Example, Task, make_task
+from textgym.tasks.prompts import PromptSource, PromptTask
 
 
 @dataclass
@@ -97,6 +98,8 @@ class EpisodeSetup:
 
 def build_setup(
     task: str | Task,
+    prompts: PromptSource | None,
+    eval_prompts: PromptSource | None,
     tokenizer: str | Any,
     reward: str | Callable[..., Sequence[float]] | None,
     max_new_tokens: int | None,
@@ -107,7 +110,7 @@ def build_setup(
     """Resolve env kwargs into an :class:`EpisodeSetup`, with clear errors for bad values."""
     from textgym.models import load_tokenizer
 
-    task_obj = make_task(task, **(task_kwargs or {}))
+    task_obj = _resolve_task(task, prompts, eval_prompts, task_kwargs)
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
     reward_spec = reward if reward is not None else task_obj.default_reward
     if reward_spec is None:
@@ -128,6 +131,19 @@ def build_setup(
         pad_token_id=int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id),
         vocab_size=len(tok),
     )
+
+
+def _resolve_task(
+    task: str | Task, prompts: PromptSource | None, eval_prompts: PromptSource | None, kwargs: dict[str, Any] | None
+) -> Task:
+    """``task="prompts"`` plus ``prompts=...`` becomes a :class:`PromptTask`; other tasks are built by name."""
+    if task != "prompts":
+        if prompts is not None or eval_prompts is not None:
+            raise ValueError(f"prompts=... is for the generic TextGen-v0 (task='prompts'), not task={task!r}")
+        return make_task(task, **(kwargs or {}))
+    if prompts is None:
+        raise ValueError("TextGen-v0 needs prompts=...: a list of strings, a .txt/.jsonl file or a dataset")
+    return PromptTask(prompts, eval_prompts, **(kwargs or {}))
 
 
 def draw_example(

@@ -13,7 +13,6 @@ from gymnasium.error import ResetNeeded
 
 from textgym.core import build_setup, draw_example, prompt_row
 from textgym.tasks import Task
-from textgym.tasks.prompts import PromptTask
 
 
 def validate_action(action: Any, vocab_size: int) -> int:
@@ -94,12 +93,14 @@ class TextGenEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.setup = build_setup(
-            resolve_prompt_task(task, prompts, eval_prompts, task_kwargs),
+            task,
+            prompts,
+            eval_prompts,
             tokenizer,
             reward,
             max_new_tokens,
             max_prompt_tokens,
-            None if task == "prompts" else task_kwargs,
+            task_kwargs,
             reward_kwargs,
         )
         self.render_mode = render_mode
@@ -154,19 +155,3 @@ class TextGenEnv(gym.Env):
             return None
         (completion,) = self.setup.decode([self._generated])
         return f"{self._example.prompt}\u2502{completion}" + (" [done]" if self._done else "")
-
-
-def resolve_prompt_task(
-    task: str | Task,
-    prompts: str | Path | Sequence[Any] | None,
-    eval_prompts: str | Path | Sequence[Any] | None,
-    task_kwargs: dict[str, Any] | None,
-) -> str | Task:
-    """Turn ``task="prompts"`` plus ``prompts=...`` into a :class:`PromptTask`; other tasks pass through."""
-    if task != "prompts":
-        if prompts is not None or eval_prompts is not None:
-            raise ValueError(f"prompts=... is for the generic TextGen-v0 (task='prompts'), not task={task!r}")
-        return task
-    if prompts is None:
-        raise ValueError("TextGen-v0 needs prompts=...: a list of strings, a .txt/.jsonl file or a dataset")
-    return PromptTask(prompts, eval_prompts, **(task_kwargs or {}))

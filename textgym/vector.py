@@ -14,7 +14,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from textgym.core import build_setup, draw_example, prompt_row
-from textgym.env import resolve_prompt_task
 from textgym.tasks import Example, Task
 
 
@@ -67,12 +66,14 @@ class TextGenVectorEnv(VectorEnv):
         if mode == AutoresetMode.SAME_STEP:
             raise ValueError("TextGenVectorEnv supports autoreset_mode 'NextStep' and 'Disabled', not 'SameStep'")
         self.setup = build_setup(
-            resolve_prompt_task(task, prompts, eval_prompts, task_kwargs),
+            task,
+            prompts,
+            eval_prompts,
             tokenizer,
             reward,
             max_new_tokens,
             max_prompt_tokens,
-            None if task == "prompts" else task_kwargs,
+            task_kwargs,
             reward_kwargs,
         )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
