@@ -30,8 +30,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--run-dir", default="runs/bench_ppo_sentiment")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     args = parser.parse_args()
-    torch.set_num_threads(2) if args.device in ("cpu", "auto") and not torch.cuda.is_available() else None
+    torch.set_num_threads(args.threads)
 
     agent = PPO(
         env_id="TextGen-Sentiment-v0",

@@ -39,7 +39,9 @@ def is_done(spec: RunSpec, results_dir: Path = RESULTS) -> bool:
     return True
 
 
-def run_suite(name: str, results_dir: Path = RESULTS, device: str = "auto", only: str | None = None) -> list[Path]:
+def run_suite(
+    name: str, results_dir: Path = RESULTS, device: str = "auto", only: str | None = None, threads: int = 0
+) -> list[Path]:
     """Run every pending run of suite ``name`` (or just ``only``), one subprocess each; returns the result files."""
     from tqdm.auto import tqdm
 
@@ -49,7 +51,16 @@ def run_suite(name: str, results_dir: Path = RESULTS, device: str = "auto", only
     pending = [r for r in runs if not is_done(r, results_dir)]
     print(f"suite {name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run", file=sys.stderr)
     for spec in tqdm(pending, desc=f"leaderboard {name}", unit="run"):
-        command = [sys.executable, "-m", "leaderboards.runner", name, spec.run_id, str(results_dir), device]
+        command = [
+            sys.executable,
+            "-m",
+            "leaderboards.runner",
+            name,
+            spec.run_id,
+            str(results_dir),
+            device,
+            str(threads),
+        ]
         subprocess.run(command, check=True)
     return [result_path(r, results_dir) for r in runs]
 
@@ -205,7 +216,9 @@ def _git_commit() -> str:
         return "unknown"
 
 
-if __name__ == "__main__":  # one run, in its own process: python -m leaderboards.runner SUITE RUN_ID DIR DEVICE
-    suite_name, run_id, directory, device_name = sys.argv[1:5]
+if __name__ == "__main__":  # one run in its own process: python -m leaderboards.runner SUITE RUN_ID DIR DEVICE THREADS
+    suite_name, run_id, directory, device_name, num_threads = sys.argv[1:6]
+    if int(num_threads) > 0:
+        torch.set_num_threads(int(num_threads))
     (spec,) = [r for r in suite(suite_name) if r.run_id == run_id]
     run_one(spec, Path(directory), device_name)

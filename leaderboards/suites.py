@@ -54,7 +54,7 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     SB3_PPO: {},
 }
 COMMON_KEYS = set(QUICK_COMMON)
-QUICK_ENVS = {"TextGen-Sentiment-v0": 1536, "TextGen-Arithmetic-v0": 1024}
+QUICK_ENVS = {"TextGen-Sentiment-v0": 1152, "TextGen-Arithmetic-v0": 768}
 
 
 def _runs(name: str, envs: dict[str, int], agents: dict[str, dict[str, Any]], common: dict, seeds: range) -> list:

@@ -99,7 +99,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
     results = Path(args.results) if args.results else runner.RESULTS
     if args.action == "run":
-        runner.run_suite(args.suite, results, args.device, args.only)
+        runner.run_suite(args.suite, results, args.device, args.only, args.threads)
         render(results)
         print(f"results in {results}; tables in {runner.ROOT / 'README.md'}")
     elif args.action == "render":
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--only", default=None, help="run a single run id of the suite")
     board.add_argument("--device", default="auto")
     board.add_argument("--results", default=None, help="results folder (default: leaderboards/results)")
+    board.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0 = torch's default)")
     return parser
 
 
