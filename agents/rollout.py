@@ -117,7 +117,9 @@ def collect(
     envs.metadata = {**envs.metadata, "autoreset_mode": AutoresetMode.DISABLED}
     obs, _ = envs.reset(seed=seed, options=options)
     prompt_length, pad = envs.prompt_length, envs.setup.pad_token_id
-    state = policy.prefill(obs["input_ids"][:, :prompt_length], obs["attention_mask"][:, :prompt_length])
+    # skip the leading columns that are padding in every row: the batch is only as wide as its longest prompt
+    start = int(obs["attention_mask"][:, :prompt_length].any(0).long().argmax())
+    state = policy.prefill(obs["input_ids"][:, start:prompt_length], obs["attention_mask"][:, start:prompt_length])
     logprobs, scores = [], torch.zeros(envs.num_envs, device=envs.device)
     done = torch.zeros(envs.num_envs, dtype=torch.bool, device=envs.device)
     completions: list[Any] = [None] * envs.num_envs
@@ -137,8 +139,8 @@ def collect(
     mask = envs.attention_mask[:, prompt_length : prompt_length + steps].float()
     behaviour = torch.stack(logprobs, dim=1) * mask  # (B, T)
     return Rollout(
-        input_ids=envs.input_ids[:, : prompt_length + steps].clone(),
-        attention_mask=envs.attention_mask[:, : prompt_length + steps].clone(),
+        input_ids=envs.input_ids[:, start : prompt_length + steps].clone(),
+        attention_mask=envs.attention_mask[:, start : prompt_length + steps].clone(),
         mask=mask,
         behaviour_logprobs=behaviour,
         scores=scores,
