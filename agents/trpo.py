@@ -22,7 +22,7 @@ from __future__ import annotations
 import tempfile  # noqa: F401  (used by the docstring example)
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -31,7 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from agents.config import TrainConfig, option
 from agents.losses import gae, masked_mean, masked_whiten, trpo_step, value_loss
-from agents.policy import LMPolicy, position_ids
+from agents.policy import Evaluation, LMPolicy, position_ids
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
 
@@ -64,13 +64,23 @@ class TRPO(Trainer):
         args = (batch.input_ids, batch.attention_mask, batch.num_generated, c.temperature)
         entropy_coef = self.entropy_coef_at(self.iteration)
 
+        line_search: dict[str, Any] = {}  # the line search asks kl() then surrogate() at the same parameters
+
+        def evaluate() -> Evaluation:
+            if torch.is_grad_enabled() or "ev" not in line_search:
+                ev = self.policy.evaluate(*args, with_entropy=entropy_coef != 0)
+                if not torch.is_grad_enabled():
+                    line_search["ev"] = ev  # reused by the next call: one forward per line-search step
+                return ev
+            return line_search.pop("ev")
+
         def surrogate() -> torch.Tensor:
-            ev = self.policy.evaluate(*args, with_entropy=entropy_coef != 0)
+            ev = evaluate()
             ratio = torch.exp(ev.logprobs - scored.logprobs)
             return masked_mean(ratio * advantages, batch.mask) + entropy_coef * masked_mean(ev.entropy, batch.mask)
 
         def kl() -> torch.Tensor:
-            log_ratio = scored.logprobs - self.policy.evaluate(*args, with_entropy=False).logprobs  # log(old/new)
+            log_ratio = scored.logprobs - evaluate().logprobs  # log(pi_old / pi_new)
             return masked_mean(torch.expm1(-log_ratio) + log_ratio, batch.mask)  # (r - 1) - log r
 
         with sdpa_kernel(SDPBackend.MATH):  # forward-mode AD through attention needs the math kernel

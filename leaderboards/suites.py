@@ -50,7 +50,7 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     "reinforce": {"baseline": "leave_one_out", "samples_per_prompt": 4},
     "a2c": {},
     "ppo": {"minibatch_size": 4},
-    "trpo": {"max_kl": 0.02, "cg_iters": 5},
+    "trpo": {"max_kl": 0.02, "cg_iters": 3, "line_search_steps": 6},
     SB3_PPO: {},
 }
 COMMON_KEYS = set(QUICK_COMMON)
