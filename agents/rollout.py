@@ -144,7 +144,7 @@ def collect(
         mask=mask,
         behaviour_logprobs=behaviour,
         scores=scores,
-        prompts=[e.prompt for e in envs._examples],
+        prompts=envs.prompts,
         completions=[c or "" for c in completions],
     )
 

@@ -103,6 +103,11 @@ class TextGenVectorEnv(VectorEnv):
     def max_new_tokens(self) -> int:
         return self.setup.max_new_tokens
 
+    @property
+    def prompts(self) -> list[str]:
+        """The prompt of each sub-env's current episode (empty before the first reset)."""
+        return [e.prompt if e is not None else "" for e in self._examples]
+
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         """Reset all sub-envs, or those in ``options["reset_mask"]``.
 
