@@ -109,7 +109,9 @@ def test_numpy_integer_actions_are_accepted():
     env = gym.make("TextGen-Reverse-v0").unwrapped
     env.reset(seed=0)
     env.step(np.int64(7))
-    env.step(np.array(8))
+    obs, *_ = env.step(np.array(8))
+    start = env.setup.max_prompt_tokens
+    assert obs["input_ids"][start : start + 2].tolist() == [7, 8]
 
 
 def test_step_after_termination_and_before_reset_raise():
