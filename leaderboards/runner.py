@@ -49,6 +49,7 @@ def run_suite(
     if only is not None and not runs:
         raise ValueError(f"suite {name!r} has no run {only!r}")
     pending = [r for r in runs if not is_done(r, results_dir)]
+    pending.sort(key=lambda r: r.agent == SB3_PPO)  # the slowest rows (SB3 calls the LM once per token) go last
     print(f"suite {name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run", file=sys.stderr)
     for spec in tqdm(pending, desc=f"leaderboard {name}", unit="run"):
         command = [
