@@ -58,7 +58,8 @@ def table(env_id: str, agents: dict[str, list[dict[str, Any]]]) -> str:
     ranked = sorted(agents.items(), key=lambda kv: -statistics.mean(r["quality"]["reward_mean"] for r in kv[1]))
     for name, runs in ranked:
         cells = [mean_std([r[a][b] for r in runs], digits) for _, (a, b), digits in COLUMNS]
-        command = runs[0]["command"].rsplit("__seed", 1)[0] + "__seed{0,1,2}"
+        seeds = " ".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+        command = f"for s in {seeds}; do {runs[0]['command'].rsplit('__seed', 1)[0]}__seed$s; done"
         lines.append(
             f"| {name} | {len(runs)} | {runs[0]['budget']['generated_tokens']} | "
             + " | ".join(cells)
