@@ -52,3 +52,19 @@ def report(title: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None 
     for key, value in (extra or {}).items():
         print(f"  {key}: {value}")
     print("JSON " + json.dumps({"title": title, "rows": rows, **(extra or {}), "environment": environment()}))
+
+
+def add_speed_arguments(parser: Any) -> None:
+    """The flags every speed benchmark shares: random weights, the device peak for MFU, CPU threads."""
+    parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M architecture, random weights")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+
+
+def parse_and_set_threads(parser: Any) -> Any:
+    """Parse the arguments and apply ``--threads`` to torch."""
+    import torch
+
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args

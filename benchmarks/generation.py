@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmarks.common import report
+from benchmarks.common import add_speed_arguments, parse_and_set_threads, report
 
 OURS, HF, NO_CACHE = "ours (prefill + advance, KV cache)", "HF model.generate", "no KV cache (full forward per token)"
 
@@ -293,12 +293,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up (median reported)")
     parser.add_argument("--no-cache-max-batch", type=int, default=8, help="run the no-cache baseline up to this B")
-    parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M architecture, random weights")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    run(args)
+    add_speed_arguments(parser)
+    run(parse_and_set_threads(parser))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import report
+from benchmarks.common import add_speed_arguments, parse_and_set_threads, report
 from benchmarks.generation import SMOLLM2_135M, peak_flops, pick_dtype, synchronize
 
 ENV_ID = "TextGen-Sentiment-v0"
@@ -327,12 +327,8 @@ def main() -> None:
     parser.add_argument("--num-prompts", type=int, default=512, help="TRL: train prompts in the dataset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--count-flops", action="store_true", help="count FLOPs per step (always on CUDA)")
-    parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M architecture, random weights")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    run(args)
+    add_speed_arguments(parser)
+    run(parse_and_set_threads(parser))
 
 
 if __name__ == "__main__":
