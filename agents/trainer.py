@@ -25,7 +25,7 @@ from torch import Tensor
 
 from agents.config import TrainConfig, merge_config
 from agents.logger import MetricLogger
-from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty, masked_mean
+from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty
 from agents.policy import LMPolicy
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.sampling import SamplingConfig, Schedule, config_at, sample
@@ -283,14 +283,15 @@ class Trainer:
         rollout_seconds = time.perf_counter() - start
         scored = self.score(batch)
         stats = self.update(batch, scored)
-        self.kl_controller.update(float(masked_mean(scored.kl.sum(1), torch.ones_like(batch.scores))), batch.num_tokens)
+        episode_kl = float(scored.kl.sum(1).mean())  # KL to the reference per episode, before the update
+        self.kl_controller.update(episode_kl, batch.num_tokens)
         self.iteration += 1
         self.timesteps += batch.num_tokens
         seconds = time.perf_counter() - start
         return {
             "charts/score_mean": float(batch.scores.mean()),
             "charts/score_std": float(batch.scores.std()) if len(batch.scores) > 1 else 0.0,
-            "charts/kl": float(scored.kl.sum(1).mean()),
+            "charts/kl": episode_kl,
             "charts/kl_coef": float(self.kl_controller.value),
             "charts/episode_length": float(batch.mask.sum(1).mean()),
             "charts/tokens": batch.num_tokens,
