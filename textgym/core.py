@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from textgym.decoding import make_decoder
 from textgym.rewards import make_reward, reward_name, validate_scores
 from textgym.tasks import SPLITS, Example, Task, make_task
 from textgym.tasks.prompts import PromptSource, PromptTask
@@ -38,6 +39,7 @@ class EpisodeSetup:
     pad_token_id: int
     vocab_size: int
     _encoded: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
+    _arrays: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def length(self) -> int:
@@ -48,32 +50,45 @@ class EpisodeSetup:
         box = spaces.Box(0, self.vocab_size - 1, (self.length,), np.int64)
         return spaces.Dict({"input_ids": box, "attention_mask": spaces.Box(0, 1, (self.length,), np.int64)})
 
+    def example_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """The examples of ``split`` and their prompts as object arrays (built once), for vectorized draws."""
+        if split not in self._arrays:
+            examples = self.task.examples(split)
+            self._arrays[split] = _objects(examples), _objects([e.prompt for e in examples])
+        return self._arrays[split]
+
     def encode(self, split: str, index: int, example: Example) -> list[int]:
         """Prompt token ids, left-truncated to ``max_prompt_tokens`` (cached per example).
 
         An empty prompt becomes the BOS token (EOS when there is none), so a model always has a context.
         """
-        key = (split, index)
-        if key not in self._encoded:
-            ids = self.tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
-            ids = list(ids[-self.max_prompt_tokens :]) if self.max_prompt_tokens else []
-            bos = self.tokenizer.bos_token_id
-            self._encoded[key] = ids or (
-                [bos if bos is not None else self.eos_token_id] if self.max_prompt_tokens else []
-            )
-        return self._encoded[key]
+        return self.encode_many(split, [index], [example])[0]
+
+    def encode_many(self, split: str, indices: Sequence[int], examples: Sequence[Example]) -> list[list[int]]:
+        """:meth:`encode` for many examples, tokenizing the ones not cached yet in one batched call."""
+        missing = {
+            (split, i): e.prompt for i, e in zip(indices, examples, strict=True) if (split, i) not in self._encoded
+        }
+        if missing:
+            encoded = self.tokenizer(list(missing.values()), add_special_tokens=False)["input_ids"]
+            for key, ids in zip(missing, encoded, strict=True):
+                self._encoded[key] = self._fit_prompt(ids)
+        return [self._encoded[split, i] for i in indices]
+
+    def _fit_prompt(self, ids: Sequence[int]) -> list[int]:
+        if not self.max_prompt_tokens:
+            return []
+        bos = self.tokenizer.bos_token_id
+        return list(ids[-self.max_prompt_tokens :]) or [bos if bos is not None else self.eos_token_id]
 
     def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
-        """Completion texts of generated ids (EOS and other special tokens dropped).
+        """Completion texts of generated ids (EOS and other special tokens dropped), exactly as the
+        tokenizer's ``batch_decode`` gives them (through a byte table when it can; ``textgym.decoding``)."""
+        return make_decoder(self.tokenizer)(rows)
 
-        Uses the Rust tokenizer's batch decoder directly when it gives the same text (no clean-up of
-        tokenization spaces), skipping transformers' per-token Python conversion.
-        """
-        rows = [list(r) for r in rows]
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None and not getattr(self.tokenizer, "clean_up_tokenization_spaces", True):
-            return backend.decode_batch(rows, skip_special_tokens=True)
-        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+    def decode_padded(self, ids: np.ndarray, counts: np.ndarray) -> list[str]:
+        """:meth:`decode` of ``ids[i, :counts[i]]`` for each row of an ``(R, T)`` array, vectorized."""
+        return make_decoder(self.tokenizer).padded(ids, counts)
 
     def score(
         self, prompts: list[str], completions: list[str], references: list[tuple[str, ...]]
@@ -146,12 +161,31 @@ def _resolve_task(
     return PromptTask(prompts, eval_prompts, **(kwargs or {}))
 
 
-def draw_example(
-    setup: EpisodeSetup, rng: np.random.Generator, options: dict[str, Any] | None
-) -> tuple[str, int, Example]:
-    """Pick ``(split, index, example)`` from ``options`` or, by default, uniformly with ``rng``.
+@dataclass(frozen=True)
+class Draw:
+    """Examples drawn for ``len(indices)`` episodes: the split, and per episode its index, example and prompt
+    (NumPy arrays, so a vector env copies them into its per-sub-env state without a Python loop)."""
 
-    Options: ``split`` (``"train"``/``"eval"``), ``prompt_index`` (int), or ``prompt`` (a text of your own).
+    split: str
+    indices: np.ndarray  # (n,) int64
+    examples: np.ndarray  # (n,) object: Example
+    prompts: np.ndarray  # (n,) object: str
+
+
+def draw_examples(
+    setup: EpisodeSetup, options: dict[str, Any] | None, count: int, random_indices: Callable[[int], Any]
+) -> Draw:
+    """Pick ``count`` examples: from ``options`` or, by default, uniformly with ``random_indices(n)`` (``count``
+    ints in ``[0, n)``).
+
+    Options: ``split`` (``"train"``/``"eval"``), ``prompt_index`` (an int, or one per example), or ``prompt``
+    (a text of your own, with optional ``references``).
+
+    Example:
+        >>> from textgym.env import TextGenEnv
+        >>> setup = TextGenEnv(task="arithmetic").setup
+        >>> draw_examples(setup, {"prompt_index": [0, 1]}, 2, None).indices.tolist()
+        [0, 1]
     """
     options = options or {}
     split = options.get("split", "train")
@@ -161,14 +195,28 @@ def draw_example(
         text = options["prompt"]
         if not isinstance(text, str):
             raise ValueError(f"options['prompt'] must be a string, got {text!r}")
-        return "custom", hash(text), Example(text, tuple(options.get("references", ())))
-    examples = setup.task.examples(split)
-    index = options.get("prompt_index")
-    if index is None:
-        index = int(rng.integers(len(examples)))
-    elif not isinstance(index, int | np.integer) or not 0 <= index < len(examples):
-        raise ValueError(f"prompt_index must be an int in [0, {len(examples)}) for split {split!r}, got {index!r}")
-    return split, int(index), examples[int(index)]
+        example = Example(text, tuple(options.get("references", ())))
+        return Draw("custom", np.full(count, hash(text)), _objects([example] * count), _objects([text] * count))
+    examples, prompts = setup.example_arrays(split)
+    chosen = options.get("prompt_index")
+    if chosen is None:
+        indices = np.asarray(random_indices(len(examples)), dtype=np.int64)
+    else:
+        picks = [chosen] * count if isinstance(chosen, int | np.integer) else list(chosen)
+        if len(picks) != count:
+            raise ValueError(f"prompt_index must be an int or one per sub-env ({count}), got {len(picks)}")
+        for index in picks:
+            if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < len(examples):
+                raise ValueError(
+                    f"prompt_index must be an int in [0, {len(examples)}) for split {split!r}, got {index!r}"
+                )
+        indices = np.asarray(picks, dtype=np.int64)
+    return Draw(split, indices, examples[indices], prompts[indices])
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array of ``values`` (never a 2-D one, even when the values are sequences)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def prompt_row(setup: EpisodeSetup, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from textgym.core import build_setup, draw_example, prompt_row
+from textgym.core import build_setup, draw_examples, prompt_row
 from textgym.tasks import Task
 
 
@@ -112,7 +112,8 @@ class TextGenEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        split, index, self._example = draw_example(self.setup, self.np_random, options)
+        draw = draw_examples(self.setup, options, 1, lambda n: self.np_random.integers(n, size=1))
+        split, index, self._example = draw.split, int(draw.indices[0]), draw.examples[0]
         ids = self.setup.encode(split, index, self._example)
         self._input_ids, self._attention_mask = prompt_row(self.setup, ids)
         self._generated, self._done, self._started = [], False, True

@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.utils.seeding import np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from textgym.core import build_setup, draw_example, prompt_row
-from textgym.tasks import Example, Task
+from textgym.bank import PromptBank
+from textgym.core import build_setup, draw_examples
+from textgym.draws import IndexStreams
+from textgym.tasks import Task
 
 
 class TextGenVectorEnv(VectorEnv):
@@ -85,13 +86,19 @@ class TextGenVectorEnv(VectorEnv):
         length = self.setup.length
         self.input_ids = torch.full((num_envs, length), self.setup.pad_token_id, dtype=torch.long, device=self.device)
         self.attention_mask = torch.zeros((num_envs, length), dtype=torch.long, device=self.device)
-        self.num_generated = torch.zeros(num_envs, dtype=torch.long, device=self.device)  # (B,)
-        self.done = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # (B,)
-        self._rngs = [np_random(None)[0] for _ in range(num_envs)]
-        self._examples: list[Example | None] = [None] * num_envs
-        self._bank: dict[tuple[str, int], int] = {}  # (split, index) -> row of the prompt bank
-        self._bank_ids = torch.empty((num_envs, length), dtype=torch.long, device=self.device)
-        self._bank_mask = torch.empty((num_envs, length), dtype=torch.long, device=self.device)
+        # per-sub-env state, as NumPy arrays on the tensors' own memory on CPU or as tensors on another device
+        self._ops = state_ops(self.device)
+        self._ids, self._mask = self._ops.view(self.input_ids), self._ops.view(self.attention_mask)
+        self._flat_ids, self._flat_mask = self._ids.reshape(-1), self._mask.reshape(-1)  # views
+        self._generated = self._ops.view(torch.zeros(num_envs, dtype=torch.long, device=self.device))
+        self._done = self._ops.view(torch.ones(num_envs, dtype=torch.bool, device=self.device))
+        self._first_column = self._ops.view(  # flat index of each row's first generated token
+            torch.arange(num_envs, device=self.device) * length + self.setup.max_prompt_tokens
+        )
+        self._streams = IndexStreams([None] * num_envs)
+        self._examples = np.full(num_envs, None, dtype=object)  # each sub-env's current Example
+        self._prompts = np.full(num_envs, "", dtype=object)  # and its prompt
+        self._bank = PromptBank(self.setup, self.device)
         self._started = False
 
     @property
@@ -104,9 +111,19 @@ class TextGenVectorEnv(VectorEnv):
         return self.setup.max_new_tokens
 
     @property
+    def num_generated(self) -> torch.Tensor:
+        """``(B,)`` tokens written so far in each sub-env's current episode."""
+        return self._ops.tensor(self._ops.copy(self._generated))
+
+    @property
+    def done(self) -> torch.Tensor:
+        """``(B,)`` whether each sub-env's episode has ended (and not been reset yet)."""
+        return self._ops.tensor(self._ops.copy(self._done))
+
+    @property
     def prompts(self) -> list[str]:
         """The prompt of each sub-env's current episode (empty before the first reset)."""
-        return [e.prompt if e is not None else "" for e in self._examples]
+        return self._prompts.tolist()
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         """Reset all sub-envs, or those in ``options["reset_mask"]``.
@@ -129,43 +146,42 @@ class TextGenVectorEnv(VectorEnv):
         """Append one token per sub-env; returns tensors ``(obs, rewards, terminated, truncated, infos)``."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        actions = self._actions(actions)  # (B,)
-        rewards = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
-        was_done = self.done.clone()
+        actions = self._actions(actions)  # (B,) int64, in the state's array type
+        ops, num_envs = self._ops, self.num_envs
+        rewards = ops.zeros(num_envs, "float32")
         infos: dict[str, Any] = {}
-        if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP and bool(was_done.any()):
-            restarted = np.flatnonzero(was_done.cpu().numpy())
+        next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        # sub-envs whose episode had ended ignore this step's action (reset now, or kept as they are)
+        active = ~self._done if self._done.any() else None  # None: all are mid-episode, the common case
+        if next_step and active is not None:
+            restarted = ops.rows(self._done)
             self._reset_rows(restarted, {})
             infos.update(self._prompt_infos(restarted))
-        active = ~was_done  # (B,)
-        column = (self.setup.max_prompt_tokens + self.num_generated).clamp(max=self.setup.length - 1)[:, None]
-        written = torch.where(active[:, None], actions[:, None], self.input_ids.gather(1, column))  # (B, 1)
-        self.input_ids.scatter_(1, column, written)
-        self.attention_mask.scatter_(1, column, self.attention_mask.gather(1, column) | active[:, None].long())
-        self.num_generated += active.long()
-        finished = active & ((actions == self.setup.eos_token_id) | (self.num_generated >= self.max_new_tokens))
-        if bool(finished.any()):
-            self._score(finished, rewards, infos)
-        self.done |= finished
-        terminated = (
-            finished.clone() if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP else self.done.clone()
-        )
-        truncated = torch.zeros_like(terminated)
-        return self._observation(), rewards, terminated, truncated, infos
+        self._write(actions, active)
+        self._generated += 1 if active is None else active
+        finished = (actions == self.setup.eos_token_id) | (self._generated >= self.max_new_tokens)
+        if active is not None:
+            finished &= active
+        if finished.any():
+            self._score(ops.rows(finished), rewards, infos)
+        self._done |= finished
+        terminated = finished if next_step else ops.copy(self._done)
+        truncated = ops.zeros(num_envs, "bool")
+        return self._observation(), ops.tensor(rewards), ops.tensor(terminated), ops.tensor(truncated), infos
 
-    def completions(self, rows: Sequence[int] | None = None) -> list[str]:
+    def completions(self, rows: Sequence[int] | np.ndarray | None = None) -> list[str]:
         """Decoded completions of the given sub-envs (all by default), as they stand now."""
-        rows = range(self.num_envs) if rows is None else rows
-        start = self.setup.max_prompt_tokens
-        counts = self.num_generated.tolist()
-        ids = self.input_ids[:, start:].tolist()
-        return self.setup.decode([ids[r][: counts[r]] for r in rows])
+        rows = np.arange(self.num_envs) if rows is None else np.asarray(rows, dtype=np.int64)
+        index = self._ops.index(rows)
+        ids = self._ops.host(self._ids[index, self.prompt_length :])
+        return self.setup.decode_padded(ids, self._ops.host(self._generated[index]))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or not self._started:
             return None
         texts = self.completions()
-        return "\n".join(f"{e.prompt}\u2502{t}" for e, t in zip(self._examples, texts, strict=True) if e)
+        pairs = zip(self._examples.tolist(), texts, strict=True)
+        return "\n".join(f"{e.prompt}\u2502{t}" for e, t in pairs if e is not None)
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -175,92 +191,141 @@ class TextGenVectorEnv(VectorEnv):
         seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
         if len(seeds) != self.num_envs:
             raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seeds)}")
-        self._rngs = [np_random(s)[0] for s in seeds]
+        self._streams = IndexStreams(seeds)
 
     def _reset_rows(self, rows: np.ndarray, options: dict[str, Any]) -> None:
-        """Draw a prompt for each sub-env in ``rows`` (its own RNG) and write all rows in one tensor op."""
-        options = dict(options)
-        prompt_indices = options.pop("prompt_index", None)
-        slots = []
-        for i in rows:
-            per_env = (
-                options
-                if prompt_indices is None
-                else {**options, "prompt_index": _pick(prompt_indices, i, self.num_envs)}
-            )
-            split, index, example = draw_example(self.setup, self._rngs[i], per_env)
-            slots.append(self._bank_slot(split, index, example))
-            self._examples[i] = example
-        if not slots:
+        """Draw a prompt for each sub-env in ``rows`` (its own RNG stream) and write all rows in one tensor op."""
+        if not len(rows):
             return
-        rows_t = torch.as_tensor(rows, device=self.device)
-        slots_t = torch.as_tensor(slots, device=self.device)
-        self.input_ids[rows_t] = self._bank_ids[slots_t]
-        self.attention_mask[rows_t] = self._bank_mask[slots_t]
-        self.num_generated[rows_t] = 0
-        self.done[rows_t] = False
+        options = dict(options)
+        chosen = options.get("prompt_index")
+        if chosen is not None and not isinstance(chosen, int | np.integer):
+            if len(chosen) != self.num_envs:
+                raise ValueError(f"prompt_index must be an int or one per sub-env ({self.num_envs}), got {len(chosen)}")
+            options["prompt_index"] = [chosen[r] for r in rows]
+        draw = draw_examples(self.setup, options, len(rows), lambda n: self._streams.draw(rows, n))
+        self._examples[rows], self._prompts[rows] = draw.examples, draw.prompts
+        slots = self._ops.index(self._bank.slots(draw.split, draw.indices, draw.examples))
+        index = self._ops.index(rows)
+        self._ids[index] = self._ops.view(self._bank.ids)[slots]
+        self._mask[index] = self._ops.view(self._bank.mask)[slots]
+        self._generated[index], self._done[index] = 0, False
 
-    def _bank_slot(self, split: str, index: int, example: Example) -> int:
-        """Slot of an example's initial observation row in the on-device prompt bank (added on first use)."""
-        key = (split, index)
-        slot = self._bank.get(key)
-        if slot is None:
-            ids, mask = prompt_row(self.setup, self.setup.encode(split, index, example))
-            slot = self._bank[key] = len(self._bank)
-            if slot == self._bank_ids.shape[0]:  # grow by doubling
-                self._bank_ids = torch.cat([self._bank_ids, torch.empty_like(self._bank_ids)])
-                self._bank_mask = torch.cat([self._bank_mask, torch.empty_like(self._bank_mask)])
-            self._bank_ids[slot] = torch.from_numpy(ids).to(self.device)
-            self._bank_mask[slot] = torch.from_numpy(mask).to(self.device)
-        return slot
-
-    def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
-        tensor = torch.as_tensor(np.asarray(actions) if not isinstance(actions, torch.Tensor) else actions)
+    def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> Any:
+        """Validated actions as ``(B,)`` int64 in the state's array type (on CPU, the caller's memory when it can)."""
+        tensor = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(np.asarray(actions))
         if tensor.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {tuple(tensor.shape)}")
         if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
             raise ValueError(f"actions must be integer token ids, got dtype {tensor.dtype}")
-        tensor = tensor.to(self.device, torch.long)
-        bad = (tensor < 0) | (tensor >= self.setup.vocab_size)
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0])
+        values = self._ops.view(tensor.to(self.device, torch.long))
+        if self._ops.any_outside(values, self.setup.vocab_size):
+            host = self._ops.host(values)
+            i = int(np.flatnonzero((host < 0) | (host >= self.setup.vocab_size))[0])
             raise ValueError(
-                f"action {int(tensor[i])} of sub-env {i} is out of range: token ids are in [0, {self.setup.vocab_size})"
+                f"action {host[i]} of sub-env {i} is out of range: token ids are in [0, {self.setup.vocab_size})"
             )
-        return tensor
+        return values
 
-    def _score(self, finished: torch.Tensor, rewards: torch.Tensor, infos: dict[str, Any]) -> None:
-        rows = np.flatnonzero(finished.cpu().numpy())
+    def _write(self, actions: Any, active: Any | None) -> None:
+        """Write the token and mask bit of each active sub-env (all when ``active`` is None) at its next column."""
+        flat = self._first_column + self._generated  # flat index into the (B, L) buffers
+        if active is not None:
+            flat, actions = flat[active], actions[active]
+        self._flat_ids[flat] = actions
+        self._flat_mask[flat] = 1
+
+    def _score(self, rows: np.ndarray, rewards: Any, infos: dict[str, Any]) -> None:
         texts = self.completions(rows)
-        examples = [self._examples[r] for r in rows]
-        prompts = [e.prompt for e in examples]
-        scores, parts = self.setup.score(prompts, texts, [e.references for e in examples])
-        rewards[torch.as_tensor(rows, device=self.device)] = torch.tensor(scores, device=self.device)
+        references = [e.references for e in self._examples[rows].tolist()]
+        scores, parts = self.setup.score(self._prompts[rows].tolist(), texts, references)
+        rewards[self._ops.index(rows)] = self._ops.array(scores, "float32")
         _add(infos, "completion", rows, texts, self.num_envs)
         for key, values in {self.setup.reward_key: scores, **parts}.items():
             _add(infos, key, rows, values, self.num_envs)
 
     def _prompt_infos(self, rows: np.ndarray) -> dict[str, Any]:
         infos: dict[str, Any] = {}
-        _add(infos, "prompt", rows, [self._examples[r].prompt for r in rows], self.num_envs)
+        _add(infos, "prompt", rows, self._prompts[rows], self.num_envs)
         return infos
 
     def _observation(self) -> dict[str, torch.Tensor]:
         return {"input_ids": self.input_ids.clone(), "attention_mask": self.attention_mask.clone()}
 
 
-def _pick(values: Any, i: int, n: int) -> Any:
-    if isinstance(values, int | np.integer):
-        return int(values)
-    if len(values) != n:
-        raise ValueError(f"prompt_index must be an int or one per sub-env ({n}), got {len(values)}")
-    return int(values[i])
-
-
-def _add(infos: dict[str, Any], key: str, rows: Sequence[int], values: Sequence[Any], n: int) -> None:
+def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any] | np.ndarray, n: int) -> None:
     """Gymnasium's vector info layout: ``infos[key]`` (B,) plus the boolean mask ``infos["_" + key]``."""
-    array = np.full(n, None, dtype=object) if key not in infos else infos[key]
-    present = np.zeros(n, dtype=bool) if f"_{key}" not in infos else infos[f"_{key}"]
-    for r, v in zip(rows, values, strict=True):
-        array[r], present[r] = v, True
-    infos[key], infos[f"_{key}"] = array, present
+    if key not in infos:
+        infos[key], infos[f"_{key}"] = np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(rows))
+    infos[f"_{key}"][rows] = True
+
+
+def state_ops(device: torch.device) -> CpuOps | DeviceOps:
+    """How the vector env keeps its per-sub-env state on ``device``."""
+    return CpuOps() if device.type == "cpu" else DeviceOps(device)
+
+
+class CpuOps:
+    """CPU: state as NumPy arrays sharing the tensors' memory (a NumPy op costs a third of a torch op here)."""
+
+    def view(self, tensor: torch.Tensor) -> np.ndarray:
+        return tensor.numpy()
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array)
+
+    def zeros(self, n: int, dtype: str) -> np.ndarray:
+        return np.zeros(n, dtype=dtype)
+
+    def array(self, values: Sequence[Any], dtype: str) -> np.ndarray:
+        return np.asarray(values, dtype=dtype)
+
+    def copy(self, array: np.ndarray) -> np.ndarray:
+        return array.copy()
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(mask)
+
+    def index(self, rows: np.ndarray) -> np.ndarray:
+        return rows
+
+    def host(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def any_outside(self, values: np.ndarray, high: int) -> bool:
+        return bool(values.view(np.uint64).max() >= high)  # as unsigned, a negative id is huge too
+
+
+class DeviceOps:
+    """Another device (CUDA): state stays there as tensors; only the rows of ending episodes go to the host."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def view(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def tensor(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    def zeros(self, n: int, dtype: str) -> torch.Tensor:
+        return torch.zeros(n, dtype=getattr(torch, dtype), device=self.device)
+
+    def array(self, values: Sequence[Any], dtype: str) -> torch.Tensor:
+        return torch.tensor(values, dtype=getattr(torch, dtype), device=self.device)
+
+    def copy(self, values: torch.Tensor) -> torch.Tensor:
+        return values.clone()
+
+    def rows(self, mask: torch.Tensor) -> np.ndarray:
+        return mask.nonzero().squeeze(1).cpu().numpy()
+
+    def index(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(rows).to(self.device)
+
+    def host(self, values: torch.Tensor) -> np.ndarray:
+        return values.cpu().numpy()
+
+    def any_outside(self, values: torch.Tensor, high: int) -> bool:
+        return bool(((values < 0) | (values >= high)).any())

@@ -14,9 +14,10 @@ Example:
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 
 @runtime_checkable
@@ -119,18 +120,22 @@ def reward_name(reward: object) -> str:
 
 
 def validate_scores(scores: Any, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
-    """Check a reward's output: one finite float per completion.
+    """Check a reward's output: one finite float per completion (a list, an array or a tensor).
 
     Raises:
-        ValueError: wrong length, or a NaN/inf score (the message shows the offending text).
+        ValueError: not numbers, wrong length, or a NaN/inf score (the message shows the offending text).
     """
     try:
-        values = [float(s) for s in scores]
+        values = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"reward must return a sequence of floats, got {scores!r}") from err
+    if values.ndim != 1:
+        raise ValueError(f"reward must return a sequence of floats, got {scores!r}")
     if len(values) != len(completions):
         raise ValueError(f"reward returned {len(values)} scores for {len(completions)} completions")
-    for value, prompt, completion in zip(values, prompts, completions, strict=True):
-        if not math.isfinite(value):
-            raise ValueError(f"reward returned {value} for prompt {prompt!r} and completion {completion!r}")
-    return values
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        shown = scores[i] if isinstance(scores, list | tuple) else values[i]  # None stays None, not nan
+        raise ValueError(f"reward returned {shown} for prompt {prompts[i]!r} and completion {completions[i]!r}")
+    return values.tolist()
