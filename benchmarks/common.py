@@ -28,6 +28,26 @@ def median_time(
     return statistics.median(times)
 
 
+def interleaved_times(
+    fns: list[Callable[[], Any]], repeats: int = 3, setups: list[Callable[[], Any]] | None = None
+) -> list[float]:
+    """Median seconds of each of ``fns``, run in turn ``repeats`` times after one warm-up round.
+
+    Alternating the contenders makes a drift in machine load hit them alike, so their ratio holds.
+    ``setups[i]()`` runs untimed before every run of ``fns[i]``.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for run in range(1 + repeats):
+        for i, fn in enumerate(fns):
+            if setups is not None:
+                setups[i]()
+            start = time.perf_counter()
+            fn()
+            if run:
+                times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
 def environment() -> dict[str, str]:
     """Device and versions to record with every figure."""
     import gymnasium

@@ -5,7 +5,7 @@ observations, episode ends, decoding the finished completions, autoresets and th
 timed run steps from a seeded reset that is not timed; the seeded reset (one NumPy generator per
 sub-env in both envs) is timed on its own row.
 
-    python -m benchmarks.env_steps --num-envs 256 --steps 200
+    python -m benchmarks.env_steps --num-envs 256 --steps 1000
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401
-from benchmarks.common import median_time, report
+from benchmarks.common import interleaved_times, report
 
 
 def free_reward(prompts: list[str], completions: list[str], **info) -> list[float]:
@@ -46,10 +46,9 @@ def run(num_envs: int, steps: int, env_id: str, device: str, repeats: int) -> No
     def reset_sync() -> None:
         sync.reset(seed=0)
 
-    # interleaved so that a change in machine load hits both
-    t_vector = median_time(step_vector, repeats, setup=reset_vector)
-    t_sync = median_time(step_sync, repeats, setup=reset_sync)
-    r_vector, r_sync = median_time(reset_vector, 5), median_time(reset_sync, 5)
+    # alternate the two so that a change in machine load hits both alike
+    t_vector, t_sync = interleaved_times([step_vector, step_sync], repeats, [reset_vector, reset_sync])
+    r_vector, r_sync = interleaved_times([reset_vector, reset_sync], repeats)
     total = steps * num_envs
     rows = [
         {
@@ -80,7 +79,7 @@ def run(num_envs: int, steps: int, env_id: str, device: str, repeats: int) -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--env", default="TextGen-Sentiment-v0")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)

@@ -186,34 +186,47 @@ def test_make_vec_uses_the_vector_entry_point():
     assert infos["_prompt"].all()
 
 
+@pytest.mark.parametrize("ops", ["cpu", "device"])
 @pytest.mark.parametrize("env_id", ["TextGen-Arithmetic-v0", "TextGen-Sentiment-v0"])
-def test_vector_env_matches_single_envs(env_id, tokenizer):
+def test_vector_env_matches_single_envs(env_id, ops, tokenizer, monkeypatch):
+    """Same seeds, same episodes, over EOS ends, autoresets and a switch to the eval split and back.
+
+    ``ops="device"`` runs the state-on-device code path (the one CUDA uses) on CPU tensors.
+    """
+    if ops == "device":
+        monkeypatch.setattr(textgym.vector, "state_ops", textgym.vector.DeviceOps)
     num_envs, seed = 5, 11
     rng = np.random.default_rng(0)
     eos = tokenizer.eos_token_id
-    actions = rng.integers(3, 1000, size=(12, num_envs))
+    actions = rng.integers(3, 1000, size=(30, num_envs))
     actions[rng.random(actions.shape) < 0.15] = eos  # some episodes end early at EOS
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", max_new_tokens=6)
     singles = [gym.make(env_id, max_new_tokens=6) for _ in range(num_envs)]
-    obs, _ = envs.reset(seed=seed)
-    single_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
-    done = np.zeros(num_envs, dtype=bool)
-    for step_actions in actions:
-        for i in range(num_envs):
-            np.testing.assert_array_equal(obs["input_ids"][i].numpy(), single_obs[i]["input_ids"])
-            np.testing.assert_array_equal(obs["attention_mask"][i].numpy(), single_obs[i]["attention_mask"])
-        obs, rewards, terminated, _, infos = envs.step(torch.as_tensor(step_actions))
-        for i, env in enumerate(singles):
-            if done[i]:  # NextStep autoreset: this step resets the sub-env
-                single_obs[i], _ = env.reset()
-                assert not terminated[i] and rewards[i] == 0
-                continue
-            single_obs[i], reward, term, _, info = env.step(int(step_actions[i]))
-            assert bool(terminated[i]) == term
-            assert rewards[i].item() == pytest.approx(reward, abs=1e-6)
-            if term:
-                assert infos["completion"][i] == info["completion"]
-        done = terminated.numpy()
+    for split in ["train", "eval", "train"]:  # a change of split changes the range prompts are drawn from
+        seeded = split == "train" and envs.prompts[0] == ""
+        obs, infos = envs.reset(seed=seed if seeded else None, options={"split": split})
+        single_obs = [
+            env.reset(seed=seed + i if seeded else None, options={"split": split})[0] for i, env in enumerate(singles)
+        ]
+        assert infos["prompt"].tolist() == [env.unwrapped._example.prompt for env in singles]
+        done = np.zeros(num_envs, dtype=bool)
+        for step_actions in actions:
+            for i in range(num_envs):
+                np.testing.assert_array_equal(obs["input_ids"][i].numpy(), single_obs[i]["input_ids"])
+                np.testing.assert_array_equal(obs["attention_mask"][i].numpy(), single_obs[i]["attention_mask"])
+            obs, rewards, terminated, _, infos = envs.step(torch.as_tensor(step_actions))
+            for i, env in enumerate(singles):
+                if done[i]:  # NextStep autoreset: this step resets the sub-env (from the train split)
+                    single_obs[i], info = env.reset()
+                    assert infos["prompt"][i] == info["prompt"]
+                    assert not terminated[i] and rewards[i] == 0
+                    continue
+                single_obs[i], reward, term, _, info = env.step(int(step_actions[i]))
+                assert bool(terminated[i]) == term
+                assert rewards[i].item() == pytest.approx(reward, abs=1e-6)
+                if term:
+                    assert infos["completion"][i] == info["completion"]
+            done = terminated.numpy()
 
 
 def test_vector_env_seeds_differ():

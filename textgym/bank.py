@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
-from textgym.core import EpisodeSetup, prompt_row
+from textgym.core import Draw, EpisodeSetup, prompt_row
 from textgym.tasks import Example
 
 
@@ -18,11 +16,11 @@ class PromptBank:
     and uploading prompts. Prompts are added on first use, those new in a batch tokenized in one call.
 
     Example:
+        >>> from textgym.core import draw_examples
         >>> from textgym.env import TextGenEnv
         >>> setup = TextGenEnv(task="arithmetic").setup
         >>> bank = PromptBank(setup, "cpu")
-        >>> examples = setup.task.examples("train")
-        >>> bank.slots("train", [5, 9, 5], [examples[5], examples[9], examples[5]]).tolist()
+        >>> bank.slots(draw_examples(setup, {"prompt_index": [5, 9, 5]}, 3, None)).tolist()
         [0, 1, 0]
     """
 
@@ -32,25 +30,23 @@ class PromptBank:
         self.mask = torch.empty_like(self.ids)
         self.size = 0
         self._split_slots: dict[str, np.ndarray] = {}  # split -> slot of each of its examples (-1: not yet)
-        self._custom_slots: dict[int, int] = {}  # hash of a custom prompt -> slot
+        self._custom_slots: dict[str, int] = {}  # a custom prompt's text -> slot
 
-    def slots(self, split: str, indices: Sequence[int] | np.ndarray, examples: Sequence[Example]) -> np.ndarray:
-        """The bank slot of each ``(split, index)`` example, adding the ones not in the bank yet."""
-        if split == "custom":  # options={"prompt": text}: every row has the same text
-            key = int(indices[0])
-            if key not in self._custom_slots:
-                self._custom_slots[key] = int(self._add(split, [key], [examples[0]])[0])
-            return np.full(len(indices), self._custom_slots[key], dtype=np.int64)
-        table = self._split_slots.get(split)
+    def slots(self, draw: Draw) -> np.ndarray:
+        """The bank slot of each drawn example, adding the ones not in the bank yet."""
+        if draw.split == "custom":  # options={"prompt": text}: every row has the same text
+            example = draw.source[0][0]
+            if example.prompt not in self._custom_slots:
+                self._custom_slots[example.prompt] = int(self._add("custom", [int(draw.indices[0])], [example])[0])
+            return np.full(len(draw.indices), self._custom_slots[example.prompt], dtype=np.int64)
+        table = self._split_slots.get(draw.split)
         if table is None:
-            table = self._split_slots[split] = np.full(len(self.setup.task.examples(split)), -1, dtype=np.int64)
-        wanted = np.asarray(indices, dtype=np.int64)
-        slots = table[wanted]
+            table = self._split_slots[draw.split] = np.full(len(draw.source[0]), -1, dtype=np.int64)
+        slots = table[draw.indices]
         if (slots < 0).any():
-            by_index = dict(zip(wanted.tolist(), examples, strict=True))
-            fresh = np.unique(wanted[slots < 0]).tolist()
-            table[fresh] = self._add(split, fresh, [by_index[i] for i in fresh])
-            slots = table[wanted]
+            fresh = np.unique(draw.indices[slots < 0])
+            table[fresh] = self._add(draw.split, fresh.tolist(), draw.source[0][fresh].tolist())
+            slots = table[draw.indices]
         return slots
 
     def _add(self, split: str, indices: list[int], examples: list[Example]) -> np.ndarray:

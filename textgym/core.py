@@ -39,7 +39,7 @@ class EpisodeSetup:
     pad_token_id: int
     vocab_size: int
     _encoded: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
-    _arrays: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def length(self) -> int:
@@ -50,11 +50,10 @@ class EpisodeSetup:
         box = spaces.Box(0, self.vocab_size - 1, (self.length,), np.int64)
         return spaces.Dict({"input_ids": box, "attention_mask": spaces.Box(0, 1, (self.length,), np.int64)})
 
-    def example_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """The examples of ``split`` and their prompts as object arrays (built once), for vectorized draws."""
+    def example_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The examples of ``split``, their prompts and references as object arrays (built once)."""
         if split not in self._arrays:
-            examples = self.task.examples(split)
-            self._arrays[split] = _objects(examples), _objects([e.prompt for e in examples])
+            self._arrays[split] = _example_arrays(self.task.examples(split))
         return self._arrays[split]
 
     def encode(self, split: str, index: int, example: Example) -> list[int]:
@@ -163,13 +162,26 @@ def _resolve_task(
 
 @dataclass(frozen=True)
 class Draw:
-    """Examples drawn for ``len(indices)`` episodes: the split, and per episode its index, example and prompt
-    (NumPy arrays, so a vector env copies them into its per-sub-env state without a Python loop)."""
+    """Examples drawn for ``len(indices)`` episodes: their split and index in it (a custom prompt's index is
+    the hash of its text). Examples, prompts and references come as NumPy object arrays, gathered on access
+    from arrays built once per split, so a vector env copies them into its per-sub-env state without a loop."""
 
     split: str
     indices: np.ndarray  # (n,) int64
-    examples: np.ndarray  # (n,) object: Example
-    prompts: np.ndarray  # (n,) object: str
+    positions: np.ndarray  # (n,) each draw's row in ``source``
+    source: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)  # examples, prompts, references
+
+    @property
+    def examples(self) -> np.ndarray:
+        return self.source[0][self.positions]
+
+    @property
+    def prompts(self) -> np.ndarray:
+        return self.source[1][self.positions]
+
+    @property
+    def references(self) -> np.ndarray:
+        return self.source[2][self.positions]
 
 
 def draw_examples(
@@ -195,9 +207,10 @@ def draw_examples(
         text = options["prompt"]
         if not isinstance(text, str):
             raise ValueError(f"options['prompt'] must be a string, got {text!r}")
-        example = Example(text, tuple(options.get("references", ())))
-        return Draw("custom", np.full(count, hash(text)), _objects([example] * count), _objects([text] * count))
-    examples, prompts = setup.example_arrays(split)
+        source = _example_arrays([Example(text, tuple(options.get("references", ())))])
+        return Draw("custom", np.full(count, hash(text)), np.zeros(count, dtype=np.int64), source)
+    source = setup.example_arrays(split)
+    examples = source[0]
     chosen = options.get("prompt_index")
     if chosen is None:
         indices = np.asarray(random_indices(len(examples)), dtype=np.int64)
@@ -211,7 +224,12 @@ def draw_examples(
                     f"prompt_index must be an int in [0, {len(examples)}) for split {split!r}, got {index!r}"
                 )
         indices = np.asarray(picks, dtype=np.int64)
-    return Draw(split, indices, examples[indices], prompts[indices])
+    return Draw(split, indices, indices, source)
+
+
+def _example_arrays(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Examples, their prompts and their references as object arrays."""
+    return _objects(examples), _objects([e.prompt for e in examples]), _objects([e.references for e in examples])
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

@@ -19,12 +19,19 @@ from textgym.tasks import Task
 
 
 class TextGenVectorEnv(VectorEnv):
-    """``num_envs`` episodes of :class:`textgym.env.TextGenEnv` in tensors: one tensor op per step.
+    """``num_envs`` episodes of :class:`textgym.env.TextGenEnv` in tensors, stepped together.
 
     Observations, rewards and termination flags are torch tensors on ``device`` (``"cpu"`` or
-    ``"cuda"``): ``obs["input_ids"]`` is ``(B, L)`` int64. Episodes that end in the same step are scored
-    in one batched reward call. Sub-env ``i`` reset with ``seed=s`` draws the same prompts as a single
-    ``TextGenEnv`` reset with ``seed=s + i``, so both produce exactly the same episodes.
+    ``"cuda"``): ``obs["input_ids"]`` is ``(B, L)`` int64. A step writes all B tokens with one indexed
+    write; episodes that end in the same step are decoded together and scored in one batched reward call;
+    sub-envs that restart together copy their prompts from an on-device prompt bank in one indexed copy.
+    Sub-env ``i`` reset with ``seed=s`` draws the same prompts as a single ``TextGenEnv`` reset with
+    ``seed=s + i``, so both produce exactly the same episodes.
+
+    Per-sub-env bookkeeping (tokens written, episode ended) stays with the tensors: on CPU as NumPy
+    arrays sharing their memory (a NumPy call on a small array costs about a third of a torch call), on
+    CUDA as tensors on the device, with two host syncs per step (the action range check, and whether an
+    episode ended) and a copy to the host only of the token ids of episodes that end.
 
     Autoreset (``autoreset_mode``, declared in ``metadata``):
     - ``"NextStep"`` (Gymnasium's default): the step after an episode ends resets that sub-env and
@@ -95,10 +102,15 @@ class TextGenVectorEnv(VectorEnv):
         self._first_column = self._ops.view(  # flat index of each row's first generated token
             torch.arange(num_envs, device=self.device) * length + self.setup.max_prompt_tokens
         )
+        is_eos = torch.zeros(self.setup.vocab_size, dtype=torch.bool, device=self.device)
+        is_eos[self.setup.eos_token_id] = True
+        self._is_eos = self._ops.view(is_eos)  # (V,) looked up by each step's actions
         self._streams = IndexStreams([None] * num_envs)
-        self._examples = np.full(num_envs, None, dtype=object)  # each sub-env's current Example
-        self._prompts = np.full(num_envs, "", dtype=object)  # and its prompt
+        self._prompts = np.full(num_envs, None, dtype=object)  # each sub-env's current prompt
+        self._references = np.full(num_envs, None, dtype=object)  # and its references
         self._bank = PromptBank(self.setup, self.device)
+        self._any_done = True  # whether some sub-env's episode has ended (kept in step with _done)
+        self._steps_to_budget = 0
         self._started = False
 
     @property
@@ -123,7 +135,7 @@ class TextGenVectorEnv(VectorEnv):
     @property
     def prompts(self) -> list[str]:
         """The prompt of each sub-env's current episode (empty before the first reset)."""
-        return self._prompts.tolist()
+        return [p if p is not None else "" for p in self._prompts.tolist()]
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         """Reset all sub-envs, or those in ``options["reset_mask"]``.
@@ -137,35 +149,40 @@ class TextGenVectorEnv(VectorEnv):
             raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
         self._seed(seed)
         indices = np.flatnonzero(mask)
-        self._reset_rows(indices, options)
+        infos = self._reset_rows(indices, options)
         self._started = True
-        infos = self._prompt_infos(indices)
         return self._observation(), infos
 
     def step(self, actions: torch.Tensor | np.ndarray | Sequence[int]):
         """Append one token per sub-env; returns tensors ``(obs, rewards, terminated, truncated, infos)``."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        actions = self._actions(actions)  # (B,) int64, in the state's array type
+        actions, is_eos = self._actions(actions)  # (B,) int64 and bool, in the state's array type
         ops, num_envs = self._ops, self.num_envs
         rewards = ops.zeros(num_envs, "float32")
         infos: dict[str, Any] = {}
         next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
         # sub-envs whose episode had ended ignore this step's action (reset now, or kept as they are)
-        active = ~self._done if self._done.any() else None  # None: all are mid-episode, the common case
+        active = ~self._done if self._any_done else None  # None: all are mid-episode, the common case
         if next_step and active is not None:
-            restarted = ops.rows(self._done)
-            self._reset_rows(restarted, {})
-            infos.update(self._prompt_infos(restarted))
+            infos.update(self._reset_rows(ops.rows(self._done), {}))
         self._write(actions, active)
         self._generated += 1 if active is None else active
-        finished = (actions == self.setup.eos_token_id) | (self._generated >= self.max_new_tokens)
-        if active is not None:
-            finished &= active
-        if finished.any():
-            self._score(ops.rows(finished), rewards, infos)
-        self._done |= finished
-        terminated = finished if next_step else ops.copy(self._done)
+        self._steps_to_budget -= 1
+        finished = None
+        if self._steps_to_budget <= 0 or is_eos.any():  # else no episode can end in this step
+            finished = is_eos | (self._generated >= self.max_new_tokens)
+            if active is not None:
+                finished &= active
+            if finished.any():
+                self._score(ops.rows(finished), rewards, infos)
+                self._done |= finished
+                self._any_done = True
+            self._steps_to_budget = self._least_steps_to_budget()
+        if not next_step:
+            terminated = ops.copy(self._done)
+        else:
+            terminated = finished if finished is not None else ops.zeros(num_envs, "bool")
         truncated = ops.zeros(num_envs, "bool")
         return self._observation(), ops.tensor(rewards), ops.tensor(terminated), ops.tensor(truncated), infos
 
@@ -180,8 +197,8 @@ class TextGenVectorEnv(VectorEnv):
         if self.render_mode != "ansi" or not self._started:
             return None
         texts = self.completions()
-        pairs = zip(self._examples.tolist(), texts, strict=True)
-        return "\n".join(f"{e.prompt}\u2502{t}" for e, t in pairs if e is not None)
+        pairs = zip(self._prompts.tolist(), texts, strict=True)
+        return "\n".join(f"{p}\u2502{t}" for p, t in pairs if p is not None)
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -193,10 +210,12 @@ class TextGenVectorEnv(VectorEnv):
             raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seeds)}")
         self._streams = IndexStreams(seeds)
 
-    def _reset_rows(self, rows: np.ndarray, options: dict[str, Any]) -> None:
-        """Draw a prompt for each sub-env in ``rows`` (its own RNG stream) and write all rows in one tensor op."""
+    def _reset_rows(self, rows: np.ndarray, options: dict[str, Any]) -> dict[str, Any]:
+        """Draw a prompt for each sub-env in ``rows`` (its own RNG stream), write all rows at once, and return
+        the reset infos (the prompts)."""
+        infos: dict[str, Any] = {}
         if not len(rows):
-            return
+            return infos
         options = dict(options)
         chosen = options.get("prompt_index")
         if chosen is not None and not isinstance(chosen, int | np.integer):
@@ -204,28 +223,42 @@ class TextGenVectorEnv(VectorEnv):
                 raise ValueError(f"prompt_index must be an int or one per sub-env ({self.num_envs}), got {len(chosen)}")
             options["prompt_index"] = [chosen[r] for r in rows]
         draw = draw_examples(self.setup, options, len(rows), lambda n: self._streams.draw(rows, n))
-        self._examples[rows], self._prompts[rows] = draw.examples, draw.prompts
-        slots = self._ops.index(self._bank.slots(draw.split, draw.indices, draw.examples))
+        prompts = draw.prompts
+        self._prompts[rows], self._references[rows] = prompts, draw.references
+        _add(infos, "prompt", rows, prompts, self.num_envs)
+        slots = self._ops.index(self._bank.slots(draw))
         index = self._ops.index(rows)
         self._ids[index] = self._ops.view(self._bank.ids)[slots]
         self._mask[index] = self._ops.view(self._bank.mask)[slots]
         self._generated[index], self._done[index] = 0, False
+        self._any_done = bool(self._done.any())
+        self._steps_to_budget = self._least_steps_to_budget()
+        return infos
 
-    def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> Any:
-        """Validated actions as ``(B,)`` int64 in the state's array type (on CPU, the caller's memory when it can)."""
+    def _least_steps_to_budget(self) -> int:
+        """Steps until the first running episode reaches the token budget (a lower bound after EOS ends)."""
+        running = self._generated[~self._done]
+        return self.max_new_tokens - int(running.max()) if len(running) else self.max_new_tokens
+
+    def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> tuple[Any, Any]:
+        """Validated actions as ``(B,)`` int64 in the state's array type (on CPU, the caller's memory when it can),
+        and which of them are EOS."""
         tensor = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(np.asarray(actions))
+        if tensor.dtype != torch.long or tensor.device != self.device:  # the fast path skips these checks
+            if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
+                raise ValueError(f"actions must be integer token ids, got dtype {tensor.dtype}")
+            tensor = tensor.to(self.device, torch.long)
         if tensor.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {tuple(tensor.shape)}")
-        if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
-            raise ValueError(f"actions must be integer token ids, got dtype {tensor.dtype}")
-        values = self._ops.view(tensor.to(self.device, torch.long))
-        if self._ops.any_outside(values, self.setup.vocab_size):
+        values = self._ops.view(tensor)
+        try:
+            return values, self._ops.lookup(self._is_eos, values)  # one gather checks the range and finds EOS
+        except IndexError:
             host = self._ops.host(values)
             i = int(np.flatnonzero((host < 0) | (host >= self.setup.vocab_size))[0])
             raise ValueError(
                 f"action {host[i]} of sub-env {i} is out of range: token ids are in [0, {self.setup.vocab_size})"
-            )
-        return values
+            ) from None
 
     def _write(self, actions: Any, active: Any | None) -> None:
         """Write the token and mask bit of each active sub-env (all when ``active`` is None) at its next column."""
@@ -237,17 +270,11 @@ class TextGenVectorEnv(VectorEnv):
 
     def _score(self, rows: np.ndarray, rewards: Any, infos: dict[str, Any]) -> None:
         texts = self.completions(rows)
-        references = [e.references for e in self._examples[rows].tolist()]
-        scores, parts = self.setup.score(self._prompts[rows].tolist(), texts, references)
+        scores, parts = self.setup.score(self._prompts[rows].tolist(), texts, self._references[rows].tolist())
         rewards[self._ops.index(rows)] = self._ops.array(scores, "float32")
         _add(infos, "completion", rows, texts, self.num_envs)
         for key, values in {self.setup.reward_key: scores, **parts}.items():
             _add(infos, key, rows, values, self.num_envs)
-
-    def _prompt_infos(self, rows: np.ndarray) -> dict[str, Any]:
-        infos: dict[str, Any] = {}
-        _add(infos, "prompt", rows, self._prompts[rows], self.num_envs)
-        return infos
 
     def _observation(self) -> dict[str, torch.Tensor]:
         return {"input_ids": self.input_ids.clone(), "attention_mask": self.attention_mask.clone()}
@@ -293,8 +320,9 @@ class CpuOps:
     def host(self, array: np.ndarray) -> np.ndarray:
         return array
 
-    def any_outside(self, values: np.ndarray, high: int) -> bool:
-        return bool(values.view(np.uint64).max() >= high)  # as unsigned, a negative id is huge too
+    def lookup(self, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``table[values]``, raising IndexError for any value outside ``[0, len(table))``."""
+        return table.take(values.view(np.uint64))  # as unsigned, a negative id is out of range too
 
 
 class DeviceOps:
@@ -327,5 +355,8 @@ class DeviceOps:
     def host(self, values: torch.Tensor) -> np.ndarray:
         return values.cpu().numpy()
 
-    def any_outside(self, values: torch.Tensor, high: int) -> bool:
-        return bool(((values < 0) | (values >= high)).any())
+    def lookup(self, table: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``table[values]``, raising IndexError for any value outside ``[0, len(table))``."""
+        if bool(((values < 0) | (values >= len(table))).any()):
+            raise IndexError("value out of range")
+        return table[values]
