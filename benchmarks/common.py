@@ -31,20 +31,22 @@ def median_time(
 def interleaved_times(
     fns: list[Callable[[], Any]], repeats: int = 3, setups: list[Callable[[], Any]] | None = None
 ) -> list[float]:
-    """Median seconds of each of ``fns``, run in turn ``repeats`` times after one warm-up round.
+    """Median seconds of each of ``fns``, run in turn ``repeats`` times.
 
-    Alternating the contenders makes a drift in machine load hit them alike, so their ratio holds.
+    Alternating the contenders makes a drift in machine load hit them alike, so their ratio holds; each timed
+    run follows an untimed run of the same function, so none is timed on caches the other one left cold.
     ``setups[i]()`` runs untimed before every run of ``fns[i]``.
     """
     times: list[list[float]] = [[] for _ in fns]
-    for run in range(1 + repeats):
+    for _ in range(repeats):
         for i, fn in enumerate(fns):
-            if setups is not None:
-                setups[i]()
-            start = time.perf_counter()
-            fn()
-            if run:
-                times[i].append(time.perf_counter() - start)
+            for timed in (False, True):
+                if setups is not None:
+                    setups[i]()
+                start = time.perf_counter()
+                fn()
+                if timed:
+                    times[i].append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 

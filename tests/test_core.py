@@ -8,7 +8,7 @@ import torch
 from gymnasium.utils.seeding import np_random
 
 from textgym.bank import PromptBank
-from textgym.core import draw_examples
+from textgym.core import draw_examples, prompt_row
 from textgym.decoding import ByteTable, TokenizerDecoder, is_plain_byte_level, make_decoder
 from textgym.draws import IndexStreams
 from textgym.env import TextGenEnv
@@ -68,8 +68,9 @@ def test_prompt_bank_encodes_each_prompt_once_and_keys_custom_prompts_by_text():
     custom = bank.slots(draw_examples(setup, {"prompt": "2+2="}, 2, None))
     assert custom.tolist() == [4, 4] and bank.slots(draw_examples(setup, {"prompt": "2+2="}, 1, None)).tolist() == [4]
     ids = setup.encode("train", 9, setup.task.examples("train")[9])
-    assert bank.ids[1, setup.max_prompt_tokens - len(ids) : setup.max_prompt_tokens].tolist() == ids
-    assert int(bank.mask[1].sum()) == len(ids)
+    row, mask = prompt_row(setup, ids)
+    assert bank.ids[1].tolist() == row[: setup.max_prompt_tokens].tolist() and bank.lengths[1] == len(ids)
+    assert bank.mask_by_length[len(ids)].tolist() == mask.tolist()
 
 
 def test_draw_examples_checks_prompt_indices():

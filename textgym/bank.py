@@ -10,10 +10,11 @@ from textgym.tasks import Example
 
 
 class PromptBank:
-    """Each prompt's left-padded ``(input_ids, attention_mask)`` row, encoded once and stored on ``device``.
+    """Each prompt's left-padded token ids (``P`` columns) and length, encoded once and stored on ``device``.
 
-    A reset then copies rows out of the bank with one indexed read per tensor, instead of tokenizing
-    and uploading prompts. Prompts are added on first use, those new in a batch tokenized in one call.
+    A reset then copies prompts out of the bank with one indexed read, instead of tokenizing and uploading
+    them, and takes the attention-mask row from a ``(P + 1, L)`` table indexed by prompt length (small enough
+    to stay in cache). Prompts are added on first use, those new in a batch tokenized in one call.
 
     Example:
         >>> from textgym.core import draw_examples
@@ -26,8 +27,12 @@ class PromptBank:
 
     def __init__(self, setup: EpisodeSetup, device: str | torch.device, capacity: int = 64) -> None:
         self.setup, self.device = setup, torch.device(device)
-        self.ids = torch.empty((capacity, setup.length), dtype=torch.long, device=self.device)
-        self.mask = torch.empty_like(self.ids)
+        prompt_tokens = setup.max_prompt_tokens
+        self.ids = torch.empty((capacity, prompt_tokens), dtype=torch.long, device=self.device)
+        self.lengths = torch.zeros(capacity, dtype=torch.long, device=self.device)
+        columns = torch.arange(setup.length, device=self.device)
+        lengths = torch.arange(prompt_tokens + 1, device=self.device)[:, None]
+        self.mask_by_length = ((columns >= prompt_tokens - lengths) & (columns < prompt_tokens)).long()  # (P+1, L)
         self.size = 0
         self._split_slots: dict[str, np.ndarray] = {}  # split -> slot of each of its examples (-1: not yet)
         self._custom_slots: dict[str, int] = {}  # a custom prompt's text -> slot
@@ -50,12 +55,13 @@ class PromptBank:
         return slots
 
     def _add(self, split: str, indices: list[int], examples: list[Example]) -> np.ndarray:
-        rows = [prompt_row(self.setup, ids) for ids in self.setup.encode_many(split, indices, examples)]
+        encoded = self.setup.encode_many(split, indices, examples)
+        rows = np.stack([prompt_row(self.setup, ids)[0][: self.setup.max_prompt_tokens] for ids in encoded])
         start, count = self.size, len(rows)
         while start + count > self.ids.shape[0]:  # grow by doubling
             self.ids = torch.cat([self.ids, torch.empty_like(self.ids)])
-            self.mask = torch.cat([self.mask, torch.empty_like(self.mask)])
-        self.ids[start : start + count] = torch.from_numpy(np.stack([ids for ids, _ in rows])).to(self.device)
-        self.mask[start : start + count] = torch.from_numpy(np.stack([mask for _, mask in rows])).to(self.device)
+            self.lengths = torch.cat([self.lengths, torch.zeros_like(self.lengths)])
+        self.ids[start : start + count] = torch.from_numpy(rows).to(self.device)
+        self.lengths[start : start + count] = torch.tensor([len(ids) for ids in encoded], device=self.device)
         self.size += count
         return np.arange(start, start + count, dtype=np.int64)

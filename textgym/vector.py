@@ -228,8 +228,9 @@ class TextGenVectorEnv(VectorEnv):
         _add(infos, "prompt", rows, prompts, self.num_envs)
         slots = self._ops.index(self._bank.slots(draw))
         index = self._ops.index(rows)
-        self._ids[index] = self._ops.view(self._bank.ids)[slots]
-        self._mask[index] = self._ops.view(self._bank.mask)[slots]
+        self._ids[index, : self.prompt_length] = self._ops.view(self._bank.ids)[slots]
+        self._ids[index, self.prompt_length :] = self.setup.pad_token_id
+        self._mask[index] = self._ops.view(self._bank.mask_by_length)[self._ops.view(self._bank.lengths)[slots]]
         self._generated[index], self._done[index] = 0, False
         self._any_done = bool(self._done.any())
         self._steps_to_budget = self._least_steps_to_budget()
@@ -274,16 +275,22 @@ class TextGenVectorEnv(VectorEnv):
         rewards[self._ops.index(rows)] = self._ops.array(scores, "float32")
         _add(infos, "completion", rows, texts, self.num_envs)
         for key, values in {self.setup.reward_key: scores, **parts}.items():
-            _add(infos, key, rows, values, self.num_envs)
+            _add(infos, key, rows, np.asarray(values, dtype=np.float64), self.num_envs)
 
     def _observation(self) -> dict[str, torch.Tensor]:
         return {"input_ids": self.input_ids.clone(), "attention_mask": self.attention_mask.clone()}
 
 
 def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any] | np.ndarray, n: int) -> None:
-    """Gymnasium's vector info layout: ``infos[key]`` (B,) plus the boolean mask ``infos["_" + key]``."""
+    """Gymnasium's vector info layout: ``infos[key]`` (B,) plus the boolean mask ``infos["_" + key]``.
+
+    As in Gymnasium's own vector envs, numbers go in a float array (0 where absent), anything else in an
+    object array (None where absent).
+    """
     if key not in infos:
-        infos[key], infos[f"_{key}"] = np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+        numeric = isinstance(values, np.ndarray) and values.dtype != object
+        infos[key] = np.zeros(n, dtype=values.dtype) if numeric else np.full(n, None, dtype=object)
+        infos[f"_{key}"] = np.zeros(n, dtype=bool)
     infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(rows))
     infos[f"_{key}"][rows] = True
 
