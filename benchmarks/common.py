@@ -10,21 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 
-def median_time(
-    fn: Callable[[], Any], repeats: int = 3, warmup: int = 1, setup: Callable[[], Any] | None = None
-) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs.
-
-    ``setup()``, when given, runs before every run and is not timed (e.g. a seeded reset before stepping).
-    """
+def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
     times = []
-    for run in range(warmup + repeats):
-        if setup is not None:
-            setup()
+    for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        if run >= warmup:
-            times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401
-from benchmarks.common import interleaved_times, report
+from benchmarks.common import interleaved_times, parse_and_set_threads, report
 
 
 def free_reward(prompts: list[str], completions: list[str], **info) -> list[float]:
@@ -84,8 +84,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_and_set_threads(parser)
     run(args.num_envs, args.steps, args.env, args.device, args.repeats)
 
 

@@ -30,9 +30,8 @@ class PromptBank:
         prompt_tokens = setup.max_prompt_tokens
         self.ids = torch.empty((capacity, prompt_tokens), dtype=torch.long, device=self.device)
         self.lengths = torch.zeros(capacity, dtype=torch.long, device=self.device)
-        columns = torch.arange(setup.length, device=self.device)
-        lengths = torch.arange(prompt_tokens + 1, device=self.device)[:, None]
-        self.mask_by_length = ((columns >= prompt_tokens - lengths) & (columns < prompt_tokens)).long()  # (P+1, L)
+        masks = [prompt_row(setup, [setup.pad_token_id] * length)[1] for length in range(prompt_tokens + 1)]
+        self.mask_by_length = torch.from_numpy(np.stack(masks)).to(self.device)  # (P+1, L)
         self.size = 0
         self._split_slots: dict[str, np.ndarray] = {}  # split -> slot of each of its examples (-1: not yet)
         self._custom_slots: dict[str, int] = {}  # a custom prompt's text -> slot
