@@ -44,6 +44,11 @@ def test_byte_table_decodes_exactly_as_the_tokenizer(tokenizer):
     assert table(rows) == expected
     assert table.padded(ids, counts) == expected
     assert table.padded(ids[:, :0], np.zeros(len(ids), dtype=np.int64)) == [""] * len(ids)
+    ascii_tokens = np.flatnonzero([len(b) > 0 and b.isascii() for b in table.table])
+    whole_rows = rng.choice(ascii_tokens, size=(50, 12))  # all-ASCII text: the one-decode path
+    expected = tokenizer.batch_decode(whole_rows.tolist(), skip_special_tokens=True)
+    assert table.padded(whole_rows, np.full(50, 12)) == expected
+    assert table.padded(np.full((4, 3), tokenizer.eos_token_id), np.full(4, 3)) == [""] * 4  # no bytes at all
 
 
 def test_tokenizers_that_are_not_plain_byte_level_decode_through_the_tokenizer():

@@ -67,8 +67,11 @@ class ByteTable:
             else:  # an added token outside the byte alphabet is written as its own UTF-8 text
                 table.append(token.encode("utf-8"))
         self.table = table
-        self._lengths = np.array([len(b) for b in table], dtype=np.int64)  # (V,)
-        self._offsets = np.cumsum(self._lengths) - self._lengths  # (V,) start of each token in the pool
+        lengths = np.array([len(b) for b in table], dtype=np.int64)
+        offsets = np.cumsum(lengths) - lengths  # where each token's bytes start in the pool
+        self._length_bits = max(int(lengths.max()).bit_length(), 1)
+        packed = (offsets << self._length_bits) | lengths  # one lookup gives both, from a table half the size
+        self._packed = packed.astype(np.int32 if packed.max() < 2**31 else np.int64)  # (V,)
         self._pool = np.frombuffer(b"".join(table), dtype=np.uint8)
 
     def __call__(self, rows: Sequence[Sequence[int]]) -> list[str]:
@@ -80,15 +83,35 @@ class ByteTable:
         rows, width = ids.shape
         if width == 0:
             return [""] * rows
-        lengths = self._lengths[ids]  # (R, T) bytes per token, 0 past each row's count
-        lengths[np.arange(width)[None, :] >= np.asarray(counts)[:, None]] = 0
-        lengths = lengths.ravel()
-        ends = np.cumsum(lengths)  # end of each token's bytes in the output
-        gather = np.arange(ends[-1]) + np.repeat(self._offsets[ids.ravel()] - (ends - lengths), lengths)
-        data = self._pool[gather].tobytes()
-        row_ends = ends[width - 1 :: width].tolist()
-        row_starts = [0, *row_ends[:-1]]
-        return [data[a:b].decode("utf-8", "replace") for a, b in zip(row_starts, row_ends, strict=True)]
+        packed = self._packed[ids]  # (R, T)
+        counts = np.asarray(counts)
+        if counts.min() < width:
+            packed[np.arange(width)[None, :] >= counts[:, None]] = 0  # no bytes past each row's count
+        packed = packed.ravel()
+        lengths = packed & ((1 << self._length_bits) - 1)
+        row_ends = np.cumsum(lengths)[width - 1 :: width].tolist()
+        tokens = packed[lengths > 0]  # the tokens that have bytes, in output order
+        data = self._pool[_concatenated_ranges(tokens >> self._length_bits, lengths[lengths > 0])].tobytes()
+        bounds = zip([0, *row_ends[:-1]], row_ends, strict=True)
+        if data.isascii():  # one decode, and byte offsets are character offsets
+            text = data.decode("ascii")
+            return [text[a:b] for a, b in bounds]
+        return [data[a:b].decode("utf-8", "replace") for a, b in bounds]
+
+
+def _concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])`` for positive lengths, as one cumsum
+    of steps: 1 inside a range, and a jump from the end of one range to the start of the next.
+
+    Example:
+        >>> _concatenated_ranges(np.array([5, 0]), np.array([2, 3])).tolist()
+        [5, 6, 0, 1, 2]
+    """
+    steps = np.ones(int(lengths.sum()), dtype=starts.dtype)
+    if len(steps):
+        steps[0] = starts[0]
+        steps[np.cumsum(lengths[:-1])] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps, dtype=starts.dtype)
 
 
 class TokenizerDecoder:

@@ -91,11 +91,14 @@ class TextGenVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         length = self.setup.length
-        self.input_ids = torch.full((num_envs, length), self.setup.pad_token_id, dtype=torch.long, device=self.device)
-        self.attention_mask = torch.zeros((num_envs, length), dtype=torch.long, device=self.device)
+        # token ids and attention mask share one (2, B, L) buffer, so that an observation is one copy
+        tokens = torch.zeros((2, num_envs, length), dtype=torch.long, device=self.device)
+        tokens[0] = self.setup.pad_token_id
+        self.input_ids, self.attention_mask = tokens[0], tokens[1]  # views
         # per-sub-env state, as NumPy arrays on the tensors' own memory on CPU or as tensors on another device
         self._ops = state_ops(self.device)
-        self._ids, self._mask = self._ops.view(self.input_ids), self._ops.view(self.attention_mask)
+        self._tokens = self._ops.view(tokens)
+        self._ids, self._mask = self._tokens[0], self._tokens[1]
         self._flat_ids, self._flat_mask = self._ids.reshape(-1), self._mask.reshape(-1)  # views
         self._generated = self._ops.view(torch.zeros(num_envs, dtype=torch.long, device=self.device))
         self._done = self._ops.view(torch.ones(num_envs, dtype=torch.bool, device=self.device))
@@ -278,7 +281,8 @@ class TextGenVectorEnv(VectorEnv):
             _add(infos, key, rows, np.asarray(values, dtype=np.float64), self.num_envs)
 
     def _observation(self) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids.clone(), "attention_mask": self.attention_mask.clone()}
+        input_ids, attention_mask = self._ops.snapshot(self._tokens)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any] | np.ndarray, n: int) -> None:
@@ -318,6 +322,10 @@ class CpuOps:
     def copy(self, array: np.ndarray) -> np.ndarray:
         return array.copy()
 
+    def snapshot(self, array: np.ndarray) -> list[torch.Tensor]:
+        """A copy of ``array`` as one tensor per leading index (one memory copy for them all)."""
+        return [torch.from_numpy(part) for part in array.copy()]
+
     def rows(self, mask: np.ndarray) -> np.ndarray:
         return np.flatnonzero(mask)
 
@@ -352,6 +360,10 @@ class DeviceOps:
 
     def copy(self, values: torch.Tensor) -> torch.Tensor:
         return values.clone()
+
+    def snapshot(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """A copy of ``values`` as one tensor per leading index (one copy kernel for them all)."""
+        return list(values.clone().unbind(0))
 
     def rows(self, mask: torch.Tensor) -> np.ndarray:
         return mask.nonzero().squeeze(1).cpu().numpy()
