@@ -49,6 +49,18 @@ def test_byte_table_decodes_exactly_as_the_tokenizer(tokenizer):
     expected = tokenizer.batch_decode(whole_rows.tolist(), skip_special_tokens=True)
     assert table.padded(whole_rows, np.full(50, 12)) == expected
     assert table.padded(np.full((4, 3), tokenizer.eos_token_id), np.full(4, 3)) == [""] * 4  # no bytes at all
+    broken_tokens = np.flatnonzero([not _is_utf8(b) for b in table.table])  # e.g. one byte of a character
+    broken_rows = rng.choice(broken_tokens, size=(20, 5))  # every row decoded on its own
+    expected = tokenizer.batch_decode(broken_rows.tolist(), skip_special_tokens=True)
+    assert table.padded(broken_rows, np.full(20, 5)) == expected
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_tokenizers_that_are_not_plain_byte_level_decode_through_the_tokenizer():

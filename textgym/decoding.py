@@ -83,7 +83,7 @@ class ByteTable:
         rows, width = ids.shape
         if width == 0:
             return [""] * rows
-        packed = self._packed[ids]  # (R, T)
+        packed = self._packed.take(ids)  # (R, T); take() is about twice as fast as fancy indexing
         counts = np.asarray(counts)
         if counts.min() < width:
             packed[np.arange(width)[None, :] >= counts[:, None]] = 0  # no bytes past each row's count
@@ -91,7 +91,7 @@ class ByteTable:
         lengths = packed & ((1 << self._length_bits) - 1)
         row_ends = np.cumsum(lengths)[width - 1 :: width].tolist()
         tokens = packed[lengths > 0]  # the tokens that have bytes, in output order
-        data = self._pool[_concatenated_ranges(tokens >> self._length_bits, lengths[lengths > 0])].tobytes()
+        data = self._pool.take(_concatenated_ranges(tokens >> self._length_bits, lengths[lengths > 0])).tobytes()
         bounds = zip([0, *row_ends[:-1]], row_ends, strict=True)
         if data.isascii():  # one decode, and byte offsets are character offsets
             text = data.decode("ascii")

@@ -85,6 +85,7 @@ class TextGenVectorEnv(VectorEnv):
             reward_kwargs,
         )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self._next_step = mode == AutoresetMode.NEXT_STEP
         self.num_envs, self.device, self.render_mode = num_envs, torch.device(device), render_mode
         self.single_observation_space = self.setup.observation_space()
         self.single_action_space = spaces.Discrete(self.setup.vocab_size)
@@ -164,7 +165,7 @@ class TextGenVectorEnv(VectorEnv):
         ops, num_envs = self._ops, self.num_envs
         rewards = ops.zeros(num_envs, "float32")
         infos: dict[str, Any] = {}
-        next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        next_step = self._next_step
         # sub-envs whose episode had ended ignore this step's action (reset now, or kept as they are)
         active = ~self._done if self._any_done else None  # None: all are mid-episode, the common case
         if next_step and active is not None:
@@ -173,11 +174,11 @@ class TextGenVectorEnv(VectorEnv):
         self._generated += 1 if active is None else active
         self._steps_to_budget -= 1
         finished = None
-        if self._steps_to_budget <= 0 or is_eos.any():  # else no episode can end in this step
+        if self._steps_to_budget <= 0 or ops.any(is_eos):  # else no episode can end in this step
             finished = is_eos | (self._generated >= self.max_new_tokens)
             if active is not None:
                 finished &= active
-            if finished.any():
+            if ops.any(finished):
                 self._score(ops.rows(finished), rewards, infos)
                 self._done |= finished
                 self._any_done = True
@@ -235,7 +236,7 @@ class TextGenVectorEnv(VectorEnv):
         self._ids[index, self.prompt_length :] = self.setup.pad_token_id
         self._mask[index] = self._ops.view(self._bank.mask_by_length)[self._ops.view(self._bank.lengths)[slots]]
         self._generated[index], self._done[index] = 0, False
-        self._any_done = bool(self._done.any())
+        self._any_done = self._ops.any(self._done)
         self._steps_to_budget = self._least_steps_to_budget()
         return infos
 
@@ -295,7 +296,7 @@ def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any
         numeric = isinstance(values, np.ndarray) and values.dtype != object
         infos[key] = np.zeros(n, dtype=values.dtype) if numeric else np.full(n, None, dtype=object)
         infos[f"_{key}"] = np.zeros(n, dtype=bool)
-    infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(rows))
+    infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(values))
     infos[f"_{key}"][rows] = True
 
 
@@ -328,6 +329,9 @@ class CpuOps:
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
         return np.flatnonzero(mask)
+
+    def any(self, mask: np.ndarray) -> bool:
+        return np.count_nonzero(mask) > 0  # a third of the cost of mask.any() on small arrays
 
     def index(self, rows: np.ndarray) -> np.ndarray:
         return rows
@@ -367,6 +371,9 @@ class DeviceOps:
 
     def rows(self, mask: torch.Tensor) -> np.ndarray:
         return mask.nonzero().squeeze(1).cpu().numpy()
+
+    def any(self, mask: torch.Tensor) -> bool:
+        return bool(mask.any())
 
     def index(self, rows: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(rows).to(self.device)
