@@ -101,11 +101,13 @@ class TextGenVectorEnv(VectorEnv):
         self._tokens = self._ops.view(tokens)
         self._ids, self._mask = self._tokens[0], self._tokens[1]
         self._flat_ids, self._flat_mask = self._ids.reshape(-1), self._mask.reshape(-1)  # views
-        self._generated = self._ops.view(torch.zeros(num_envs, dtype=torch.long, device=self.device))
         self._done = self._ops.view(torch.ones(num_envs, dtype=torch.bool, device=self.device))
-        self._first_column = self._ops.view(  # flat index of each row's first generated token
-            torch.arange(num_envs, device=self.device) * length + self.setup.max_prompt_tokens
-        )
+        first_column = torch.arange(num_envs, device=self.device) * length + self.setup.max_prompt_tokens
+        # flat indices into the (B, L) buffers: each row's first generated token, the next token it writes (so
+        # tokens written = cursor - first column), and the column past its token budget
+        self._first_column = self._ops.view(first_column)
+        self._cursor = self._ops.view(first_column.clone())
+        self._budget_end = self._ops.view(first_column + self.setup.max_new_tokens)
         is_eos = torch.zeros(self.setup.vocab_size, dtype=torch.bool, device=self.device)
         is_eos[self.setup.eos_token_id] = True
         self._is_eos = self._ops.view(is_eos)  # (V,) looked up by each step's actions
@@ -129,7 +131,7 @@ class TextGenVectorEnv(VectorEnv):
     @property
     def num_generated(self) -> torch.Tensor:
         """``(B,)`` tokens written so far in each sub-env's current episode."""
-        return self._ops.tensor(self._ops.copy(self._generated))
+        return self._ops.tensor(self._cursor - self._first_column)
 
     @property
     def done(self) -> torch.Tensor:
@@ -171,11 +173,11 @@ class TextGenVectorEnv(VectorEnv):
         if next_step and active is not None:
             infos.update(self._reset_rows(ops.rows(self._done), {}))
         self._write(actions, active)
-        self._generated += 1 if active is None else active
+        self._cursor += 1 if active is None else active
         self._steps_to_budget -= 1
         finished = None
         if self._steps_to_budget <= 0 or ops.any(is_eos):  # else no episode can end in this step
-            finished = is_eos | (self._generated >= self.max_new_tokens)
+            finished = is_eos | (self._cursor >= self._budget_end)
             if active is not None:
                 finished &= active
             if ops.any(finished):
@@ -195,7 +197,7 @@ class TextGenVectorEnv(VectorEnv):
         rows = np.arange(self.num_envs) if rows is None else np.asarray(rows, dtype=np.int64)
         index = self._ops.index(rows)
         ids = self._ops.host(self._ids[index, self.prompt_length :])
-        return self.setup.decode_padded(ids, self._ops.host(self._generated[index]))
+        return self.setup.decode_padded(ids, self._ops.host(self._cursor[index] - self._first_column[index]))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or not self._started:
@@ -232,18 +234,20 @@ class TextGenVectorEnv(VectorEnv):
         _add(infos, "prompt", rows, prompts, self.num_envs)
         slots = self._ops.index(self._bank.slots(draw))
         index = self._ops.index(rows)
-        self._ids[index, : self.prompt_length] = self._ops.view(self._bank.ids)[slots]
+        ops = self._ops
+        self._ids[index, : self.prompt_length] = ops.gather(ops.view(self._bank.ids), slots)
         self._ids[index, self.prompt_length :] = self.setup.pad_token_id
-        self._mask[index] = self._ops.view(self._bank.mask_by_length)[self._ops.view(self._bank.lengths)[slots]]
-        self._generated[index], self._done[index] = 0, False
+        prompt_lengths = ops.gather(ops.view(self._bank.lengths), slots)
+        self._mask[index] = ops.gather(ops.view(self._bank.mask_by_length), prompt_lengths)
+        self._cursor[index], self._done[index] = self._first_column[index], False
         self._any_done = self._ops.any(self._done)
         self._steps_to_budget = self._least_steps_to_budget()
         return infos
 
     def _least_steps_to_budget(self) -> int:
         """Steps until the first running episode reaches the token budget (a lower bound after EOS ends)."""
-        running = self._generated[~self._done]
-        return self.max_new_tokens - int(running.max()) if len(running) else self.max_new_tokens
+        remaining = (self._budget_end - self._cursor)[~self._done]
+        return int(remaining.min()) if len(remaining) else self.max_new_tokens
 
     def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> tuple[Any, Any]:
         """Validated actions as ``(B,)`` int64 in the state's array type (on CPU, the caller's memory when it can),
@@ -267,7 +271,7 @@ class TextGenVectorEnv(VectorEnv):
 
     def _write(self, actions: Any, active: Any | None) -> None:
         """Write the token and mask bit of each active sub-env (all when ``active`` is None) at its next column."""
-        flat = self._first_column + self._generated  # flat index into the (B, L) buffers
+        flat = self._cursor
         if active is not None:
             flat, actions = flat[active], actions[active]
         self._flat_ids[flat] = actions
@@ -296,7 +300,7 @@ def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any
         numeric = isinstance(values, np.ndarray) and values.dtype != object
         infos[key] = np.zeros(n, dtype=values.dtype) if numeric else np.full(n, None, dtype=object)
         infos[f"_{key}"] = np.zeros(n, dtype=bool)
-    infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(values))
+    infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(rows))
     infos[f"_{key}"][rows] = True
 
 
@@ -332,6 +336,10 @@ class CpuOps:
 
     def any(self, mask: np.ndarray) -> bool:
         return np.count_nonzero(mask) > 0  # a third of the cost of mask.any() on small arrays
+
+    def gather(self, table: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """``table[index]`` along the first axis (``take`` costs a third of fancy indexing here)."""
+        return table.take(index, axis=0)
 
     def index(self, rows: np.ndarray) -> np.ndarray:
         return rows
@@ -374,6 +382,10 @@ class DeviceOps:
 
     def any(self, mask: torch.Tensor) -> bool:
         return bool(mask.any())
+
+    def gather(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``table[index]`` along the first axis."""
+        return table.index_select(0, index)
 
     def index(self, rows: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(rows).to(self.device)
