@@ -249,17 +249,23 @@ def test_vector_env_disabled_autoreset_keeps_finished_episodes():
     assert envs.done.tolist() == [False, True, True]
 
 
-def test_vector_env_bad_actions():
+@pytest.mark.parametrize("ops", ["cpu", "device"])
+def test_vector_env_bad_actions(ops, monkeypatch):
+    if ops == "device":
+        monkeypatch.setattr(textgym.vector, "state_ops", textgym.vector.DeviceOps)
     envs = TextGenVectorEnv(2, task="reverse")
+    vocab = envs.setup.vocab_size
     with pytest.raises(RuntimeError, match="reset"):
         envs.step(torch.tensor([1, 2]))
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="shape"):
         envs.step(torch.tensor([1, 2, 3]))
-    with pytest.raises(ValueError, match="out of range"):
-        envs.step(torch.tensor([1, 10**6]))
+    for bad in [torch.tensor([1, 10**6]), torch.tensor([-1, 2]), np.array([1, vocab]), [2, -(2**40)]]:
+        with pytest.raises(ValueError, match=r"action -?\d+ of sub-env \d is out of range: token ids are in \[0, "):
+            envs.step(bad)
     with pytest.raises(ValueError, match="integer"):
         envs.step(torch.tensor([1.0, 2.0]))
+    envs.step(np.array([0, vocab - 1]))  # both ends of the range are fine
 
 
 def test_composite_reward_breakdown_in_info(tokenizer):

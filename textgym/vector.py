@@ -30,8 +30,9 @@ class TextGenVectorEnv(VectorEnv):
 
     Per-sub-env bookkeeping (tokens written, episode ended) stays with the tensors: on CPU as NumPy
     arrays sharing their memory (a NumPy call on a small array costs about a third of a torch call), on
-    CUDA as tensors on the device, with two host syncs per step (the action range check, and whether an
-    episode ended) and a copy to the host only of the token ids of episodes that end.
+    CUDA as tensors on the device, with one host sync per step (the action range check and whether any
+    action is EOS, read together), more only in steps where episodes end, and a copy to the host only of
+    the token ids of episodes that end.
 
     Autoreset (``autoreset_mode``, declared in ``metadata``):
     - ``"NextStep"`` (Gymnasium's default): the step after an episode ends resets that sub-env and
@@ -97,7 +98,7 @@ class TextGenVectorEnv(VectorEnv):
         tokens[0] = self.setup.pad_token_id
         self.input_ids, self.attention_mask = tokens[0], tokens[1]  # views
         # per-sub-env state, as NumPy arrays on the tensors' own memory on CPU or as tensors on another device
-        self._ops = state_ops(self.device)
+        self._ops = state_ops(self.device, self.setup.vocab_size, self.setup.eos_token_id)
         self._tokens = self._ops.view(tokens)
         self._ids, self._mask = self._tokens[0], self._tokens[1]
         self._flat_ids, self._flat_mask = self._ids.reshape(-1), self._mask.reshape(-1)  # views
@@ -108,9 +109,6 @@ class TextGenVectorEnv(VectorEnv):
         self._first_column = self._ops.view(first_column)
         self._cursor = self._ops.view(first_column.clone())
         self._budget_end = self._ops.view(first_column + self.setup.max_new_tokens)
-        is_eos = torch.zeros(self.setup.vocab_size, dtype=torch.bool, device=self.device)
-        is_eos[self.setup.eos_token_id] = True
-        self._is_eos = self._ops.view(is_eos)  # (V,) looked up by each step's actions
         self._streams = IndexStreams([None] * num_envs)
         self._prompts = np.full(num_envs, None, dtype=object)  # each sub-env's current prompt
         self._references = np.full(num_envs, None, dtype=object)  # and its references
@@ -163,7 +161,7 @@ class TextGenVectorEnv(VectorEnv):
         """Append one token per sub-env; returns tensors ``(obs, rewards, terminated, truncated, infos)``."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        actions, is_eos = self._actions(actions)  # (B,) int64 and bool, in the state's array type
+        actions, any_eos = self._actions(actions)  # (B,) int64 in the state's array type, and whether any is EOS
         ops, num_envs = self._ops, self.num_envs
         rewards = ops.zeros(num_envs, "float32")
         infos: dict[str, Any] = {}
@@ -176,8 +174,8 @@ class TextGenVectorEnv(VectorEnv):
         self._cursor += 1 if active is None else active
         self._steps_to_budget -= 1
         finished = None
-        if self._steps_to_budget <= 0 or ops.any(is_eos):  # else no episode can end in this step
-            finished = is_eos | (self._cursor >= self._budget_end)
+        if self._steps_to_budget <= 0 or any_eos:  # else no episode can end in this step
+            finished = (actions == self.setup.eos_token_id) | (self._cursor >= self._budget_end)
             if active is not None:
                 finished &= active
             if ops.any(finished):
@@ -251,7 +249,7 @@ class TextGenVectorEnv(VectorEnv):
 
     def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> tuple[Any, Any]:
         """Validated actions as ``(B,)`` int64 in the state's array type (on CPU, the caller's memory when it can),
-        and which of them are EOS."""
+        and whether any of them is EOS."""
         tensor = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(np.asarray(actions))
         if tensor.dtype != torch.long or tensor.device != self.device:  # the fast path skips these checks
             if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
@@ -261,7 +259,7 @@ class TextGenVectorEnv(VectorEnv):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {tuple(tensor.shape)}")
         values = self._ops.view(tensor)
         try:
-            return values, self._ops.lookup(self._is_eos, values)  # one gather checks the range and finds EOS
+            return values, self._ops.scan_actions(values)
         except IndexError:
             host = self._ops.host(values)
             i = int(np.flatnonzero((host < 0) | (host >= self.setup.vocab_size))[0])
@@ -304,13 +302,20 @@ def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any
     infos[f"_{key}"][rows] = True
 
 
-def state_ops(device: torch.device) -> CpuOps | DeviceOps:
-    """How the vector env keeps its per-sub-env state on ``device``."""
-    return CpuOps() if device.type == "cpu" else DeviceOps(device)
+def state_ops(device: torch.device, vocab_size: int, eos_token_id: int) -> CpuOps | DeviceOps:
+    """How the vector env keeps its per-sub-env state on ``device``, for actions in ``[0, vocab_size)``."""
+    return CpuOps(vocab_size, eos_token_id) if device.type == "cpu" else DeviceOps(device, vocab_size, eos_token_id)
 
 
 class CpuOps:
     """CPU: state as NumPy arrays sharing the tensors' memory (a NumPy op costs a third of a torch op here)."""
+
+    def __init__(self, vocab_size: int, eos_token_id: int) -> None:
+        # what each action is, looked up in one take(): values in [V, 2V) and, counted from the end, negative
+        # ones in [-2V, 0) land in the upper half; take() itself raises IndexError for anything further out
+        self._action_kinds = np.zeros(2 * vocab_size, dtype=np.uint8)
+        self._action_kinds[eos_token_id] = _EOS
+        self._action_kinds[vocab_size:] = _OUT_OF_RANGE
 
     def view(self, tensor: torch.Tensor) -> np.ndarray:
         return tensor.numpy()
@@ -347,16 +352,24 @@ class CpuOps:
     def host(self, array: np.ndarray) -> np.ndarray:
         return array
 
-    def lookup(self, table: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``table[values]``, raising IndexError for any value outside ``[0, len(table))``."""
-        return table.take(values.view(np.uint64))  # as unsigned, a negative id is out of range too
+    def scan_actions(self, values: np.ndarray) -> bool:
+        """Whether any of the int64 ``values`` is EOS; IndexError if any is outside ``[0, V)``."""
+        kinds = self._action_kinds.take(values)
+        if not np.count_nonzero(kinds):  # all ordinary tokens: the common case, one cheap check
+            return False
+        if kinds.max() == _OUT_OF_RANGE:
+            raise IndexError("action out of range")
+        return True
+
+
+_EOS, _OUT_OF_RANGE = 1, 2  # CpuOps' action kinds (0: an ordinary token)
 
 
 class DeviceOps:
     """Another device (CUDA): state stays there as tensors; only the rows of ending episodes go to the host."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
+    def __init__(self, device: torch.device, vocab_size: int, eos_token_id: int) -> None:
+        self.device, self.vocab_size, self.eos_token_id = device, vocab_size, eos_token_id
 
     def view(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
@@ -393,8 +406,10 @@ class DeviceOps:
     def host(self, values: torch.Tensor) -> np.ndarray:
         return values.cpu().numpy()
 
-    def lookup(self, table: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """``table[values]``, raising IndexError for any value outside ``[0, len(table))``."""
-        if bool(((values < 0) | (values >= len(table))).any()):
-            raise IndexError("value out of range")
-        return table[values]
+    def scan_actions(self, values: torch.Tensor) -> bool:
+        """Whether any of ``values`` is EOS; IndexError if any is outside ``[0, V)``. One host sync for both."""
+        out_of_range = ((values < 0) | (values >= self.vocab_size)).any()
+        out_of_range, any_eos = torch.stack([out_of_range, (values == self.eos_token_id).any()]).tolist()
+        if out_of_range:
+            raise IndexError("action out of range")
+        return any_eos
