@@ -332,9 +332,10 @@ class CpuOps:
     def copy(self, array: np.ndarray) -> np.ndarray:
         return array.copy()
 
-    def snapshot(self, array: np.ndarray) -> list[torch.Tensor]:
-        """A copy of ``array`` as one tensor per leading index (one memory copy for them all)."""
-        return [torch.from_numpy(part) for part in array.copy()]
+    def snapshot(self, array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """A copy of the ``(2, ...)`` ``array`` as two tensors (one memory copy for both)."""
+        copy = array.copy()
+        return torch.from_numpy(copy[0]), torch.from_numpy(copy[1])
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
         return np.flatnonzero(mask)
@@ -386,9 +387,10 @@ class DeviceOps:
     def copy(self, values: torch.Tensor) -> torch.Tensor:
         return values.clone()
 
-    def snapshot(self, values: torch.Tensor) -> list[torch.Tensor]:
-        """A copy of ``values`` as one tensor per leading index (one copy kernel for them all)."""
-        return list(values.clone().unbind(0))
+    def snapshot(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A copy of the ``(2, ...)`` ``values`` as two tensors (one copy kernel for both)."""
+        first, second = values.clone().unbind(0)
+        return first, second
 
     def rows(self, mask: torch.Tensor) -> np.ndarray:
         return mask.nonzero().squeeze(1).cpu().numpy()
