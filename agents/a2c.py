@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from agents.config import TrainConfig, option
 from agents.losses import gae, masked_mean, masked_whiten, reinforce_loss, value_loss
+from agents.policy import Evaluation
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
 
@@ -34,12 +35,14 @@ class A2C(Trainer):
     config_class: ClassVar[type[TrainConfig]] = A2CConfig
     algo: ClassVar[str] = "a2c"
 
-    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
+    one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward
+
+    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
         if c.normalize_advantage:
             advantages = masked_whiten(advantages, batch.mask)
-        ev = self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, c.temperature)
+        ev = evaluation if evaluation is not None else self.evaluate_batch(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
         v_loss = value_loss(ev.values, returns, batch.mask)
         entropy = masked_mean(ev.entropy, batch.mask)

@@ -22,6 +22,7 @@ import torch
 
 from agents.config import TrainConfig, option
 from agents.losses import gae, masked_mean, masked_whiten, ppo_policy_loss, value_loss
+from agents.policy import Evaluation
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
 
@@ -43,12 +44,21 @@ class PPO(Trainer):
     config_class: ClassVar[type[TrainConfig]] = PPOConfig
     algo: ClassVar[str] = "ppo"
 
-    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
+    @property
+    def one_pass_update(self) -> bool:
+        """One epoch of one minibatch: the update's forward is the scoring forward (see ``Trainer``)."""
+        return self.config.n_epochs == 1 and self.config.minibatch_size >= self.config.batch_size
+
+    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
         advantages = masked_whiten(advantages, batch.mask)
         generator = self._generator(10_000_000 + self.iteration)
         stats: dict[str, list[float]] = {"policy": [], "value": [], "entropy": [], "approx_kl": [], "clipfrac": []}
+        if evaluation is not None and self.one_pass_update:  # the one minibatch is the batch, already evaluated
+            everything = torch.arange(len(batch.scores), device=advantages.device)
+            self._minibatch_step(batch, scored, everything, advantages, returns, stats, evaluation)
+            return {f"losses/{k}": sum(v) / len(v) for k, v in stats.items()} | {"losses/epochs": 1}
         for _epoch in range(c.n_epochs):
             order = torch.randperm(len(batch.scores), generator=generator, device=generator.device)
             for index in order.split(c.minibatch_size):
@@ -59,9 +69,11 @@ class PPO(Trainer):
         metrics["losses/epochs"] = _epoch + 1
         return metrics
 
-    def _minibatch_step(self, mb: Rollout, scored: Scored, index, advantages, returns, stats) -> None:
+    def _minibatch_step(
+        self, mb: Rollout, scored: Scored, index, advantages, returns, stats, ev: Evaluation | None = None
+    ) -> None:
         c = self.config
-        ev = self.policy.evaluate(mb.input_ids, mb.attention_mask, mb.num_generated, c.temperature)
+        ev = ev if ev is not None else self.evaluate_batch(mb)
         policy_loss, info = ppo_policy_loss(
             ev.logprobs, scored.logprobs[index], advantages[index], mb.mask, c.clip_range
         )

@@ -26,7 +26,7 @@ from torch import Tensor
 from agents.config import TrainConfig, merge_config
 from agents.logger import MetricLogger
 from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty
-from agents.policy import LMPolicy
+from agents.policy import Evaluation, LMPolicy
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.sampling import SamplingConfig, Schedule, config_at, sample
 from textgym.io import atomic_torch_save
@@ -190,28 +190,45 @@ class Trainer:
             )
         return collect_generic(self.envs, self.policy, sampling, self.envs.num_envs, generator, seed=seed)
 
+    def evaluate_batch(self, batch: Rollout) -> Evaluation:
+        """The policy's log-probs, entropy and values of a whole batch at the current parameters (one forward)."""
+        return self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
+
+    @property
+    def one_pass_update(self) -> bool:
+        """Whether :meth:`update` takes one gradient step over the whole batch at the parameters it was scored
+        with. Then :meth:`train_iteration` runs a single forward for both, which :meth:`score` reads detached
+        (as TRL does with one iteration per batch), instead of a scoring forward and then an update forward."""
+        return False
+
     @torch.no_grad()
-    def score(self, batch: Rollout) -> Scored:
+    def score(self, batch: Rollout, evaluation: Evaluation | None = None) -> Scored:
         """Log-probs and values before the update, per-token KL to the reference, and per-token rewards.
 
         Rewards: ``-kl_coef * KL_t`` on every generated token plus the task score on the last one (TRL's
-        dense KL shaping with a terminal score).
+        dense KL shaping with a terminal score). ``evaluation``: the batch's forward at the current parameters
+        when there is one already (see :attr:`one_pass_update`).
         """
-        ev = self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
-        kl = torch.zeros_like(ev.logprobs)
+        ev = evaluation if evaluation is not None else self.evaluate_batch(batch)
+        logprobs = ev.logprobs.detach()
+        kl = torch.zeros_like(logprobs)
         if self.uses_reference:
             ref = self.policy.reference_logprobs(
                 batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature
             )
-            kl = kl_penalty(ev.logprobs, ref, self.config.kl_estimator) * batch.mask
+            kl = kl_penalty(logprobs, ref, self.config.kl_estimator) * batch.mask
         rewards = -self.kl_controller.value * kl
         last = (batch.mask.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
         rewards[torch.arange(len(last), device=rewards.device), last] += batch.scores
-        values = None if ev.values is None else ev.values * batch.mask
-        return Scored(ev.logprobs * batch.mask, values, kl, rewards * batch.mask)
+        values = None if ev.values is None else ev.values.detach() * batch.mask
+        return Scored(logprobs * batch.mask, values, kl, rewards * batch.mask)
 
-    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
-        """Improve the policy from one scored batch; returns namespaced metrics (``losses/...``)."""
+    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
+        """Improve the policy from one scored batch; returns namespaced metrics (``losses/...``).
+
+        ``evaluation``: the batch's forward (with gradients) at the current parameters, given when
+        :attr:`one_pass_update` is True; an update that needs that forward runs it itself when it is None.
+        """
         raise NotImplementedError
 
     def optimizer_step(self, loss: Tensor, what: str = "loss") -> float:
@@ -281,8 +298,10 @@ class Trainer:
         start = time.perf_counter()
         batch = self.collect_rollout(self.iteration)
         rollout_seconds = time.perf_counter() - start
-        scored = self.score(batch)
-        stats = self.update(batch, scored)
+        evaluation = self.evaluate_batch(batch) if self.one_pass_update else None  # shared by score and update
+        scored = self.score(batch, evaluation)
+        stats = self.update(batch, scored, evaluation)
+        del evaluation  # frees the forward's activations before the metrics
         episode_kl = float(scored.kl.sum(1).mean())  # KL to the reference per episode, before the update
         self.kl_controller.update(episode_kl, batch.num_tokens)
         self.iteration += 1

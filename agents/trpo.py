@@ -57,7 +57,7 @@ class TRPO(Trainer):
     def _build_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.policy.value_head.parameters(), lr=self.config.vf_learning_rate)
 
-    def update(self, batch: Rollout, scored: Scored) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
         advantages = masked_whiten(advantages, batch.mask)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import pytest
 import torch
@@ -70,6 +72,36 @@ def test_trpo_step_respects_the_trust_region(tmp_path):
     kl = ((ratio - 1) - torch.log(ratio)).mean().item()
     assert 0 < kl <= 0.02 + 1e-6
     assert kl == pytest.approx(stats["losses/step_kl"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("algo", "extra"), [("reinforce", {}), ("a2c", {}), ("ppo", {"n_epochs": 1, "minibatch_size": 16})]
+)
+def test_one_pass_updates_share_one_forward_with_scoring(algo, extra, tmp_path, monkeypatch):
+    """One gradient step per batch: scoring reads the update's forward, with the same result as two forwards."""
+    agent = make(algo, tmp_path, kl_coef=0.1, **extra)
+    assert agent.one_pass_update and not make("ppo", tmp_path).one_pass_update  # PPO: 2 epochs by default
+    batch = agent.collect_rollout(0)
+    start = copy.deepcopy((agent.policy.state_dict(), agent.optimizer.state_dict()))
+    separate = agent.score(batch)
+    agent.update(batch, separate)
+    after_two_forwards = [p.detach().clone() for p in agent.policy.trainable_parameters()]
+    agent.policy.load_state_dict(start[0])
+    agent.optimizer.load_state_dict(start[1])
+    evaluation = agent.evaluate_batch(batch)
+    shared = agent.score(batch, evaluation)
+    agent.update(batch, shared, evaluation)
+    for name in ("logprobs", "values", "kl", "rewards"):
+        if getattr(separate, name) is not None:
+            torch.testing.assert_close(getattr(shared, name), getattr(separate, name))
+    for got, expected in zip(agent.policy.trainable_parameters(), after_two_forwards, strict=True):
+        # PPO's separate path evaluates the batch shuffled: sums in another order, which Adam's step amplifies
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-3)
+    forwards = []
+    evaluate = agent.policy.evaluate
+    monkeypatch.setattr(agent.policy, "evaluate", lambda *a, **k: forwards.append(1) or evaluate(*a, **k))
+    agent.train_iteration()
+    assert len(forwards) == 1
 
 
 def test_kl_penalty_is_dense_and_the_score_terminal(tmp_path):
