@@ -44,6 +44,7 @@ def test_byte_table_decodes_exactly_as_the_tokenizer(tokenizer):
     assert table(rows) == expected
     assert table.padded(ids, counts) == expected
     assert table.padded(ids[:, :0], np.zeros(len(ids), dtype=np.int64)) == [""] * len(ids)
+    assert table.padded(ids[:0], counts[:0]) == []
     ascii_tokens = np.flatnonzero([len(b) > 0 and b.isascii() for b in table.table])
     whole_rows = rng.choice(ascii_tokens, size=(50, 12))  # all-ASCII text: the one-decode path
     expected = tokenizer.batch_decode(whole_rows.tolist(), skip_special_tokens=True)

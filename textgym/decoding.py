@@ -81,7 +81,7 @@ class ByteTable:
     def padded(self, ids: np.ndarray, counts: np.ndarray) -> list[str]:
         """Texts of ``ids[i, :counts[i]]`` for each row of an ``(R, T)`` int array."""
         rows, width = ids.shape
-        if width == 0:
+        if width == 0 or rows == 0:
             return [""] * rows
         packed = self._packed.take(ids)  # (R, T); take() is about twice as fast as fancy indexing
         counts = np.asarray(counts)

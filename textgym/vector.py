@@ -238,7 +238,7 @@ class TextGenVectorEnv(VectorEnv):
         prompt_lengths = ops.gather(ops.view(self._bank.lengths), slots)
         self._mask[index] = ops.gather(ops.view(self._bank.mask_by_length), prompt_lengths)
         self._cursor[index], self._done[index] = self._first_column[index], False
-        self._any_done = self._ops.any(self._done)
+        self._any_done = ops.any(self._done)
         self._steps_to_budget = self._least_steps_to_budget()
         return infos
 
