@@ -108,6 +108,8 @@ def render(results_dir: Path = ROOT / "results", out: Path = ROOT / "README.md")
         rel = [p.relative_to(out.parent).as_posix() for p in plots]
         sections.append(table(env_id, grouped[env_id]) + "\n\n" + "\n".join(f"![{env_id}]({p})" for p in rel))
     first = results[0]
+    commits = sorted({r["git_commit"] for r in results})
+    commits_text = ("commit " if len(commits) == 1 else "commits ") + ", ".join(f"`{c}`" for c in commits)
     text = "\n".join(
         [
             "# textgym leaderboard",
@@ -121,7 +123,7 @@ def render(results_dir: Path = ROOT / "results", out: Path = ROOT / "README.md")
             "",
             f"Hardware of these runs: {first['hardware']['device']}, {first['hardware']['threads']} threads, "
             f"torch {first['hardware']['torch']}, transformers {first['hardware']['transformers']}; "
-            f"model `{first['model']}`; commit `{first['git_commit']}`.",
+            f"model `{first['model']}`; code at {commits_text} (each result file names its own).",
             "",
             *[s + "\n" for s in sections],
         ]
