@@ -47,7 +47,7 @@ class PPO(Trainer):
     @property
     def one_pass_update(self) -> bool:
         """One epoch of one minibatch: the update's forward is the scoring forward (see ``Trainer``)."""
-        return self.config.n_epochs == 1 and self.config.minibatch_size >= self.config.batch_size
+        return self.config.n_epochs == 1 and self.config.minibatch_size >= self.envs.num_envs  # episodes a batch
 
     def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
         c = self.config

@@ -236,8 +236,14 @@ def test_vector_env_seeds_differ():
     assert a != b and envs.reset(seed=0)[1]["prompt"].tolist() == a
 
 
-def test_vector_env_disabled_autoreset_keeps_finished_episodes():
-    envs = TextGenVectorEnv(3, task="reverse", max_new_tokens=2, autoreset_mode="Disabled")
+@pytest.mark.parametrize("how", ["constructor", "metadata"])
+def test_vector_env_disabled_autoreset_keeps_finished_episodes(how):
+    """Disabled autoreset, set at construction or by switching ``metadata`` as the agents' rollouts do."""
+    if how == "constructor":
+        envs = TextGenVectorEnv(3, task="reverse", max_new_tokens=2, autoreset_mode="Disabled")
+    else:
+        envs = TextGenVectorEnv(3, task="reverse", max_new_tokens=2)
+        envs.metadata = {**envs.metadata, "autoreset_mode": gym.vector.AutoresetMode.DISABLED}
     envs.reset(seed=0)
     eos = envs.setup.eos_token_id
     _, _, terminated, _, _ = envs.step(torch.tensor([eos, 5, 5]))
@@ -260,7 +266,9 @@ def test_vector_env_bad_actions(ops, monkeypatch):
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="shape"):
         envs.step(torch.tensor([1, 2, 3]))
-    for bad in [torch.tensor([1, 10**6]), torch.tensor([-1, 2]), np.array([1, vocab]), [2, -(2**40)]]:
+    eos = envs.setup.eos_token_id
+    out_of_range = [10**6, -1, vocab, -vocab - 1, -2 * vocab, -2 * vocab + eos, -(2**40), 2**63 - 1, -(2**63)]
+    for bad in [torch.tensor([1, a]) for a in out_of_range] + [np.array([-vocab - 1, 2]), [2, -(2**40)]]:
         with pytest.raises(ValueError, match=r"action -?\d+ of sub-env \d is out of range: token ids are in \[0, "):
             envs.step(bad)
     with pytest.raises(ValueError, match="integer"):

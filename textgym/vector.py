@@ -30,9 +30,9 @@ class TextGenVectorEnv(VectorEnv):
 
     Per-sub-env bookkeeping (tokens written, episode ended) stays with the tensors: on CPU as NumPy
     arrays sharing their memory (a NumPy call on a small array costs about a third of a torch call), on
-    CUDA as tensors on the device, with one host sync per step (the action range check and whether any
-    action is EOS, read together), more only in steps where episodes end, and a copy to the host only of
-    the token ids of episodes that end.
+    CUDA as tensors on the device, with one host sync in a step where no episode is over or ending (the
+    action range check and whether any action is EOS, read together), a few more in the others, and a copy
+    to the host only of the token ids of episodes that end.
 
     Autoreset (``autoreset_mode``, declared in ``metadata``):
     - ``"NextStep"`` (Gymnasium's default): the step after an episode ends resets that sub-env and
@@ -86,7 +86,6 @@ class TextGenVectorEnv(VectorEnv):
             reward_kwargs,
         )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self._next_step = mode == AutoresetMode.NEXT_STEP
         self.num_envs, self.device, self.render_mode = num_envs, torch.device(device), render_mode
         self.single_observation_space = self.setup.observation_space()
         self.single_action_space = spaces.Discrete(self.setup.vocab_size)
@@ -165,7 +164,7 @@ class TextGenVectorEnv(VectorEnv):
         ops, num_envs = self._ops, self.num_envs
         rewards = ops.zeros(num_envs, "float32")
         infos: dict[str, Any] = {}
-        next_step = self._next_step
+        next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP  # callers may switch it between steps
         # sub-envs whose episode had ended ignore this step's action (reset now, or kept as they are)
         active = ~self._done if self._any_done else None  # None: all are mid-episode, the common case
         if next_step and active is not None:
@@ -311,11 +310,11 @@ class CpuOps:
     """CPU: state as NumPy arrays sharing the tensors' memory (a NumPy op costs a third of a torch op here)."""
 
     def __init__(self, vocab_size: int, eos_token_id: int) -> None:
-        # what each action is, looked up in one take(): values in [V, 2V) and, counted from the end, negative
-        # ones in [-2V, 0) land in the upper half; take() itself raises IndexError for anything further out
-        self._action_kinds = np.zeros(2 * vocab_size, dtype=np.uint8)
-        self._action_kinds[eos_token_id] = _EOS
-        self._action_kinds[vocab_size:] = _OUT_OF_RANGE
+        # what action a is, at entry a + 1; take(mode="clip") sends every negative action to entry 0 and every
+        # action >= V to entry V + 1, both out of range
+        self._action_kinds = np.full(vocab_size + 2, _OUT_OF_RANGE, dtype=np.uint8)
+        self._action_kinds[1:-1] = 0
+        self._action_kinds[eos_token_id + 1] = _EOS
 
     def view(self, tensor: torch.Tensor) -> np.ndarray:
         return tensor.numpy()
@@ -355,7 +354,7 @@ class CpuOps:
 
     def scan_actions(self, values: np.ndarray) -> bool:
         """Whether any of the int64 ``values`` is EOS; IndexError if any is outside ``[0, V)``."""
-        kinds = self._action_kinds.take(values)
+        kinds = self._action_kinds.take(values + 1, mode="clip")  # (int64 max + 1 wraps negative: out of range too)
         if not np.count_nonzero(kinds):  # all ordinary tokens: the common case, one cheap check
             return False
         if kinds.max() == _OUT_OF_RANGE:
