@@ -55,18 +55,20 @@ class PPO(Trainer):
         advantages = masked_whiten(advantages, batch.mask)
         generator = self._generator(10_000_000 + self.iteration)
         stats: dict[str, list[float]] = {"policy": [], "value": [], "entropy": [], "approx_kl": [], "clipfrac": []}
+        epochs = 0
         if evaluation is not None and self.one_pass_update:  # the one minibatch is the batch, already evaluated
             everything = torch.arange(len(batch.scores), device=advantages.device)
             self._minibatch_step(batch, scored, everything, advantages, returns, stats, evaluation)
-            return {f"losses/{k}": sum(v) / len(v) for k, v in stats.items()} | {"losses/epochs": 1}
-        for _epoch in range(c.n_epochs):
+            epochs = 1
+        while epochs < c.n_epochs:
             order = torch.randperm(len(batch.scores), generator=generator, device=generator.device)
             for index in order.split(c.minibatch_size):
                 self._minibatch_step(batch.select(index), scored, index, advantages, returns, stats)
+            epochs += 1
             if c.target_kl is not None and sum(stats["approx_kl"]) / len(stats["approx_kl"]) > 1.5 * c.target_kl:
                 break
         metrics = {f"losses/{k}": sum(v) / len(v) for k, v in stats.items()}
-        metrics["losses/epochs"] = _epoch + 1
+        metrics["losses/epochs"] = epochs
         return metrics
 
     def _minibatch_step(

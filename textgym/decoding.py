@@ -90,8 +90,9 @@ class ByteTable:
         packed = packed.ravel()
         lengths = packed & ((1 << self._length_bits) - 1)
         row_ends = np.cumsum(lengths)[width - 1 :: width].tolist()
-        tokens = packed[lengths > 0]  # the tokens that have bytes, in output order
-        data = self._pool.take(_concatenated_ranges(tokens >> self._length_bits, lengths[lengths > 0])).tobytes()
+        has_bytes = lengths > 0  # the tokens that have bytes, in output order
+        starts = packed[has_bytes] >> self._length_bits
+        data = self._pool.take(_concatenated_ranges(starts, lengths[has_bytes])).tobytes()
         bounds = zip([0, *row_ends[:-1]], row_ends, strict=True)
         if data.isascii():  # one decode, and byte offsets are character offsets
             text = data.decode("ascii")

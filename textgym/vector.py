@@ -128,7 +128,7 @@ class TextGenVectorEnv(VectorEnv):
     @property
     def num_generated(self) -> torch.Tensor:
         """``(B,)`` tokens written so far in each sub-env's current episode."""
-        return self._ops.tensor(self._cursor - self._first_column)
+        return self._ops.tensor(self._tokens_written(slice(None)))
 
     @property
     def done(self) -> torch.Tensor:
@@ -194,7 +194,7 @@ class TextGenVectorEnv(VectorEnv):
         rows = np.arange(self.num_envs) if rows is None else np.asarray(rows, dtype=np.int64)
         index = self._ops.index(rows)
         ids = self._ops.host(self._ids[index, self.prompt_length :])
-        return self.setup.decode_padded(ids, self._ops.host(self._cursor[index] - self._first_column[index]))
+        return self.setup.decode_padded(ids, self._ops.host(self._tokens_written(index)))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or not self._started:
@@ -229,9 +229,8 @@ class TextGenVectorEnv(VectorEnv):
         prompts = draw.prompts
         self._prompts[rows], self._references[rows] = prompts, draw.references
         _add(infos, "prompt", rows, prompts, self.num_envs)
-        slots = self._ops.index(self._bank.slots(draw))
-        index = self._ops.index(rows)
         ops = self._ops
+        slots, index = ops.index(self._bank.slots(draw)), ops.index(rows)
         self._ids[index, : self.prompt_length] = ops.gather(ops.view(self._bank.ids), slots)
         self._ids[index, self.prompt_length :] = self.setup.pad_token_id
         prompt_lengths = ops.gather(ops.view(self._bank.lengths), slots)
@@ -240,6 +239,10 @@ class TextGenVectorEnv(VectorEnv):
         self._any_done = ops.any(self._done)
         self._steps_to_budget = self._least_steps_to_budget()
         return infos
+
+    def _tokens_written(self, index: Any) -> Any:
+        """Tokens written so far in the current episode of the sub-envs at ``index``."""
+        return self._cursor[index] - self._first_column[index]
 
     def _least_steps_to_budget(self) -> int:
         """Steps until the first running episode reaches the token budget (a lower bound after EOS ends)."""
