@@ -1,11 +1,11 @@
-"""agents: LM policies and fast REINFORCE, A2C, PPO and TRPO trainers for textgym envs.
+"""agents: LM policies and fast REINFORCE, A2C, PPO and TRPO trainers (and an SFT warm start) for textgym envs.
 
 Example:
     >>> from agents import make_trainer
     >>> make_trainer("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown algo 'nope': expected one of ['a2c', 'ppo', 'reinforce', 'trpo']
+    ValueError: unknown algo 'nope': expected one of ['a2c', 'ppo', 'reinforce', 'sft', 'trpo']
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ALGOS: dict[str, str] = {
     "a2c": "agents.a2c:A2C",
     "ppo": "agents.ppo:PPO",
     "trpo": "agents.trpo:TRPO",
+    "sft": "agents.sft:SFT",
 }
 
 

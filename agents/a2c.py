@@ -24,8 +24,8 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class A2CConfig(TrainConfig):
-    gae_lambda: float = option(0.95, "GAE lambda")
-    vf_coef: float = option(0.5, "value loss weight")
+    gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1)
+    vf_coef: float = option(0.5, "value loss weight", low=0)
     normalize_advantage: bool = option(True, "whiten advantages over the batch")
 
 

@@ -1,12 +1,20 @@
-"""Namespaced metrics (``charts/``, ``losses/``, ``eval/``) to JSONL, TensorBoard and a progress bar."""
+"""Namespaced metrics (``charts/``, ``losses/``, ``eval/``) to JSONL, TensorBoard and a progress bar.
+
+``metrics.jsonl`` holds one JSON object per line, each written in one call and flushed. A crash mid-write can
+leave only the last line torn: readers drop it with a warning. A bad line anywhere else is an error that names
+the file and the line.
+"""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from textgym.io import atomic_write_text
+
+METRICS = "metrics.jsonl"
 
 
 class MetricLogger:
@@ -20,7 +28,7 @@ class MetricLogger:
     """
 
     def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = Path(run_dir) / METRICS
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
         self._writer = None
@@ -34,10 +42,17 @@ class MetricLogger:
             self._writer = SummaryWriter(str(self.path.parent))
 
     def log(self, metrics: dict[str, Any], step: int, iteration: int) -> None:
-        """Record ``metrics`` at ``step`` (generated tokens so far); strings go to JSONL and TB text."""
+        """Record ``metrics`` at ``step`` (generated tokens so far); strings go to JSONL and TB text.
+
+        Raises:
+            OSError: the line could not be written (disk full, ...); the message names the file.
+        """
         record = {"iteration": iteration, "timesteps": step, **metrics}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as err:
+            raise OSError(err.errno, f"could not append to {str(self.path)!r}: {err.strerror or err}") from err
         if self._writer is not None:
             for key, value in metrics.items():
                 if isinstance(value, int | float):
@@ -49,9 +64,7 @@ class MetricLogger:
     def truncate_after(self, iteration: int) -> None:
         """Drop records past ``iteration`` (after resuming from an earlier checkpoint)."""
         self._file.close()
-        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
-        kept = [line for line in lines if line.strip() and json.loads(line)["iteration"] <= iteration]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        truncate_metrics(self.path.parent, iteration)
         self._file = self.path.open("a", encoding="utf-8")
 
     def close(self) -> None:
@@ -60,7 +73,59 @@ class MetricLogger:
             self._writer.close()
 
 
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics file; a torn last line is dropped with a warning.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a line other than the last is not a JSON object (the message names the file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"metrics file {str(path)!r} does not exist")
+    lines = path.read_bytes().split(b"\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = _parse(line)
+        if record is not None:
+            records.append(record)
+        elif any(rest.strip() for rest in lines[number:]):
+            raise ValueError(
+                f"{str(path)!r} line {number} is not a JSON object with an 'iteration': {_preview(line)}; "
+                "fix or delete that line"
+            )
+        else:
+            warnings.warn(
+                f"dropped the torn last line {number} of {str(path)!r} (a crash mid-write?): {_preview(line)}",
+                stacklevel=2,
+            )
+    return records
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("iteration"), int) else None
+
+
+def _preview(line: bytes) -> str:
+    text = line.decode("utf-8", errors="replace")
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def truncate_metrics(run_dir: str | Path, iteration: int) -> None:
+    """Keep the records of iterations up to ``iteration`` (0: none), rewriting the file atomically."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return
+    kept = [r for r in read_records(path) if r["iteration"] <= iteration]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of a run's ``metrics.jsonl``."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """All records of a run's ``metrics.jsonl`` (see :func:`read_records`)."""
+    return read_records(Path(run_dir) / METRICS)

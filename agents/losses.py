@@ -31,6 +31,7 @@ __all__ = [
     "leave_one_out_baseline",
     "masked_mean",
     "masked_whiten",
+    "normalize_scores",
     "ppo_policy_loss",
     "reinforce_loss",
     "set_flat_params",
@@ -311,6 +312,52 @@ def leave_one_out_baseline(scores: Tensor, group_size: int) -> Tensor:
     groups = scores.reshape(-1, group_size)  # (P, G)
     baseline = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
     return baseline.reshape(n)
+
+
+SCORE_NORMALIZATIONS = ("none", "batch", "group", "leave_one_out")
+
+
+def normalize_scores(scores: Tensor, method: str = "none", group_size: int = 1) -> Tensor:
+    """Episode scores turned into what the learner sees, before the per-token KL shaping is added.
+
+    - ``"none"``: unchanged.
+    - ``"batch"``: whitened over the batch, ``(s - mean) / std``.
+    - ``"group"``: whitened within each group of ``group_size`` consecutive samples of one prompt, as GRPO
+      does (a group whose samples all score the same gets 0).
+    - ``"leave_one_out"``: minus the mean of the other samples of the same prompt, as RLOO does.
+
+    The standard deviation is the unbiased one, floored at ``1e-4`` so that a constant batch gives zeros.
+
+    Args:
+        scores: ``(N,)`` task scores, groups of ``group_size`` consecutive samples sharing a prompt.
+        method: One of :data:`SCORE_NORMALIZATIONS`.
+        group_size: Samples per prompt; ``"group"`` and ``"leave_one_out"`` need ``>= 2`` dividing ``N``.
+
+    Returns:
+        ``(N,)`` normalised scores.
+
+    Raises:
+        ValueError: An unknown method, or a group size that does not fit.
+
+    >>> normalize_scores(torch.tensor([1.0, 3.0, 0.0, 0.0]), "group", 2)
+    tensor([-0.7071,  0.7071,  0.0000,  0.0000])
+    >>> normalize_scores(torch.tensor([1.0, 3.0, 0.0, 4.0]), "leave_one_out", 2)
+    tensor([-2.,  2., -4.,  4.])
+    """
+    if method not in SCORE_NORMALIZATIONS:
+        raise ValueError(f"unknown score normalization {method!r}: expected one of {SCORE_NORMALIZATIONS}")
+    if method == "none":
+        return scores
+    if method == "batch":
+        return (scores - scores.mean()) / scores.std().nan_to_num(0.0).clamp_min(1e-4)
+    if method == "leave_one_out":
+        return scores - leave_one_out_baseline(scores, group_size)
+    n = scores.shape[0]
+    if group_size < 2 or n % group_size != 0:
+        raise ValueError(f"group normalization needs group_size >= 2 dividing N; got {group_size} and N={n}")
+    groups = scores.reshape(-1, group_size)  # (P, G)
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    return (centred / groups.std(dim=1, keepdim=True).clamp_min(1e-4)).reshape(n)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ class GenerationState:
     """What sampling carries from one token to the next."""
 
     logits: Tensor  # (B, V) next-token logits
-    past_key_values: Any
+    cache: Any  # the model's KV cache (a transformers ``Cache``)
     attention_mask: Tensor  # (B, S)
     next_position: Tensor  # (B,)
 
@@ -153,7 +153,7 @@ class LMPolicy(nn.Module):
             logits_to_keep=1,
         )
         next_position = attention_mask.long().sum(-1)  # (B,)
-        return GenerationState(out.logits[:, -1].float(), out.past_key_values, attention_mask, next_position)
+        return GenerationState(out.logits[:, -1].float(), out.cache, attention_mask, next_position)
 
     @torch.no_grad()
     def advance(self, state: GenerationState, tokens: Tensor) -> GenerationState:
@@ -163,10 +163,10 @@ class LMPolicy(nn.Module):
             input_ids=tokens[:, None],
             attention_mask=mask,
             position_ids=state.next_position[:, None],
-            past_key_values=state.past_key_values,
+            cache=state.cache,
             use_cache=True,
         )
-        return GenerationState(out.logits[:, -1].float(), out.past_key_values, mask, state.next_position + 1)
+        return GenerationState(out.logits[:, -1].float(), out.cache, mask, state.next_position + 1)
 
     def last_token_outputs(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """Next-token logits ``(B, V)`` and values ``(B,)`` after each row's last attended token, differentiable.

@@ -29,13 +29,17 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class PPOConfig(TrainConfig):
-    n_epochs: int = option(2, "passes over each batch")
-    minibatch_size: int = option(8, "episodes per gradient step")
-    clip_range: float = option(0.2, "policy ratio clip")
-    clip_range_vf: float | None = option(0.2, "value clip around the rollout values (None = off)")
-    vf_coef: float = option(0.1, "value loss weight")
-    gae_lambda: float = option(0.95, "GAE lambda")
-    target_kl: float | None = option(None, "stop the epochs once approx KL > 1.5 * target_kl (None = off)")
+    n_epochs: int = option(2, "passes over each batch", low=1)
+    minibatch_size: int = option(8, "episodes per gradient step", low=1)
+    clip_range: float = option(0.2, "policy ratio clip", low=0, low_inclusive=False)
+    clip_range_vf: float | None = option(
+        0.2, "value clip around the rollout values (None = off)", low=0, low_inclusive=False
+    )
+    vf_coef: float = option(0.1, "value loss weight", low=0)
+    gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1)
+    target_kl: float | None = option(
+        None, "stop the epochs once approx KL > 1.5 * target_kl (None = off)", low=0, low_inclusive=False
+    )
 
 
 class PPO(Trainer):

@@ -17,7 +17,6 @@ import tempfile  # noqa: F401  (used by the docstring example)
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from agents.config import TrainConfig, option
@@ -31,9 +30,11 @@ BASELINES = ("none", "moving_average", "leave_one_out")
 
 @dataclass
 class ReinforceConfig(TrainConfig):
-    baseline: str = option("leave_one_out", "none, moving_average or leave_one_out")
-    samples_per_prompt: int = option(4, "samples of each prompt per batch (leave_one_out needs >= 2)")
-    baseline_decay: float = option(0.9, "decay of the moving-average baseline")
+    baseline: str = option("leave_one_out", "what the returns are compared with", choices=BASELINES)
+    samples_per_prompt: int = option(4, "samples of each prompt per batch (leave_one_out needs >= 2)", low=1)
+    baseline_decay: float = option(
+        0.9, "decay of the moving-average baseline (1 would freeze it)", low=0, high=1, high_inclusive=False
+    )
 
 
 class Reinforce(Trainer):
@@ -54,18 +55,7 @@ class Reinforce(Trainer):
                 f"leave_one_out needs samples_per_prompt >= 2 dividing batch_size, got {c.samples_per_prompt} "
                 f"and {c.batch_size}"
             )
-        if grouped and not self.fast_path:
-            raise ValueError("leave_one_out groups prompts through TextGenVectorEnv: use baseline='moving_average'")
         self.moving_average: float | None = None
-
-    def prompt_options(self, iteration: int) -> dict[str, Any]:
-        """Groups of ``samples_per_prompt`` consecutive envs share one train prompt (for leave-one-out)."""
-        if self.config.baseline != "leave_one_out":
-            return {}
-        k = self.config.samples_per_prompt
-        rng = np.random.default_rng([self.config.seed, iteration])
-        drawn = rng.integers(len(self.envs.setup.task.examples("train")), size=self.envs.num_envs // k)
-        return {"prompt_index": np.repeat(drawn, k).tolist()}
 
     def baseline(self, returns: torch.Tensor) -> torch.Tensor:
         """``(B, 1)`` baseline for episode returns ``(B,)``."""

@@ -22,7 +22,11 @@ def _front_parser() -> argparse.ArgumentParser:
     parser.add_argument("--algo", default="ppo", help=f"one of {sorted(ALGOS)}")
     parser.add_argument("--config", default=None, help="YAML file of config keys (flags override it)")
     parser.add_argument("--env", dest="env_id", default=argparse.SUPPRESS, help="registered env id")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt when it exists")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in RUN_DIR from its newest intact checkpoint (start it when there is none)",
+    )
     parser.add_argument("-h", "--help", action="store_true")
     return parser
 

@@ -6,6 +6,11 @@ exploration schedules, evaluation on the held-out split, metrics, checkpoints an
 
 Determinism: iteration ``i`` seeds its prompts and its sampling from ``(seed, i)``, so a run resumed from a
 checkpoint continues exactly as the uninterrupted run would (same weights, seeded, on CPU).
+
+Run folders and checkpoints: see :mod:`agents.run_dir` (one writer at a time, the last two checkpoints) and
+:mod:`agents.checkpoint` (safetensors + JSON with a checksum; loading never unpickles). A checkpoint's config
+is data: when rebuilding from it would import code (a ``"module:attr"`` reward, an env id with a module, a
+function recorded by name), :meth:`Trainer.load` refuses unless the caller passes the env or its kwargs.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,16 +28,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agents.checkpoint import CheckpointError, code_in, plain_data, read_checkpoint, write_checkpoint
 from agents.config import TrainConfig, merge_config
-from agents.logger import MetricLogger
-from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty
+from agents.logger import MetricLogger, truncate_metrics
+from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty, normalize_scores
 from agents.policy import Evaluation, LMPolicy
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
+from agents.run_dir import CHECKPOINT, RunDir, RunDirError
 from agents.sampling import SamplingConfig, Schedule, config_at, sample
-from textgym.io import atomic_torch_save
 from textgym.rewards.form import ngrams, words
 
-CHECKPOINT = "checkpoint.pt"
 EVAL_SEED = 1_000_003
 Callback = Callable[["Trainer", dict[str, Any]], bool | None]
 
@@ -64,6 +69,19 @@ def distinct_ngrams(texts: list[str], n: int) -> float:
     """
     grams = [g for text in texts for g in ngrams(words(text), n)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+PROGRESS_FIGURES = {"charts/score_mean": "reward", "charts/kl": "kl", "losses/nll": "nll"}
+
+
+def progress_figures(metrics: dict[str, Any]) -> dict[str, str]:
+    """The progress bar's figures of an iteration: those of :data:`PROGRESS_FIGURES` the algorithm logs.
+
+    Example:
+        >>> progress_figures({"charts/score_mean": 0.25, "charts/kl": 0.1, "losses/policy": 1.0})
+        {'reward': '0.250', 'kl': '0.100'}
+    """
+    return {label: f"{metrics[key]:.3f}" for key, label in PROGRESS_FIGURES.items() if key in metrics}
 
 
 class Trainer:
@@ -103,13 +121,19 @@ class Trainer:
         config_at(self.base_sampling, self._sampling_schedules(), 0)  # validates schedule names early
         torch.manual_seed(self.config.seed)
         self.policy = policy or self._build_policy()
+        if self.config.init_checkpoint is not None:
+            self.load_initial_weights(self.config.init_checkpoint)
         self.envs = env or self._build_envs()
         check_textgen_spaces(self.envs.single_observation_space, self.envs.single_action_space)
         self._check_vocab()
+        self._check_groups()
         self.optimizer = self._build_optimizer()
         self.kl_controller = self._build_kl_controller()
         self.iteration, self.timesteps = 0, 0
         self._logger: MetricLogger | None = None
+        self.run = RunDir(self.config.run_dir)
+        self._owns_run = False  # whether this trainer started or resumed the run in run_dir
+        self._saved_iteration: int | None = None
 
     # -- construction -------------------------------------------------------------------------------------
 
@@ -118,7 +142,9 @@ class Trainer:
         return self.config.kl_coef > 0 or self.config.kl_target is not None
 
     def _build_policy(self) -> LMPolicy:
-        kwargs = {"value_head": self.needs_values, "reference": self.uses_reference, "lora_rank": self.config.lora_rank}
+        # under LoRA the reference (the adapter-off base) costs nothing: keep it, so evaluations report the KL
+        reference = self.uses_reference or self.config.lora_rank > 0
+        kwargs = {"value_head": self.needs_values, "reference": reference, "lora_rank": self.config.lora_rank}
         if self.config.model == "tiny":
             from textgym.models import load_tokenizer, tiny_causal_lm
 
@@ -177,8 +203,30 @@ class Trainer:
         return torch.Generator(self.device).manual_seed(self.config.seed * 1_000_003 + salt)
 
     def prompt_options(self, iteration: int) -> dict[str, Any]:
-        """``reset`` options for the rollout of ``iteration``; algorithms may group prompts (see REINFORCE)."""
-        return {}
+        """``reset`` options for the rollout of ``iteration``: with ``samples_per_prompt = k > 1``, groups of
+        ``k`` consecutive envs share one train prompt, drawn from ``(seed, iteration)``."""
+        k = self.config.samples_per_prompt
+        if k == 1:
+            return {}
+        rng = np.random.default_rng([self.config.seed, iteration])
+        drawn = rng.integers(len(self.envs.setup.task.examples("train")), size=self.envs.num_envs // k)
+        return {"prompt_index": np.repeat(drawn, k).tolist()}
+
+    def _check_groups(self) -> None:
+        """Prompt groups must tile the batch, and the group normalizations need groups of 2 or more."""
+        c = self.config
+        if c.score_normalization in ("group", "leave_one_out") and c.samples_per_prompt < 2:
+            raise ValueError(
+                f"score_normalization={c.score_normalization!r} compares samples of one prompt: it needs "
+                f"samples_per_prompt >= 2, got {c.samples_per_prompt}"
+            )
+        if c.samples_per_prompt > 1 and c.batch_size % c.samples_per_prompt:
+            raise ValueError(
+                f"samples_per_prompt ({c.samples_per_prompt}) must divide batch_size ({c.batch_size}): each "
+                "prompt's samples fill consecutive envs"
+            )
+        if c.samples_per_prompt > 1 and not self.fast_path:
+            raise ValueError("samples_per_prompt > 1 groups prompts through TextGenVectorEnv: use a textgym env id")
 
     def collect_rollout(self, iteration: int) -> Rollout:
         """One batch of episodes with the exploration settings of ``iteration``, seeded by it."""
@@ -219,7 +267,8 @@ class Trainer:
             kl = kl_penalty(logprobs, ref, self.config.kl_estimator) * batch.mask
         rewards = -self.kl_controller.value * kl
         last = (batch.mask.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
-        rewards[torch.arange(len(last), device=rewards.device), last] += batch.scores
+        task_scores = normalize_scores(batch.scores, self.config.score_normalization, self.config.samples_per_prompt)
+        rewards[torch.arange(len(last), device=rewards.device), last] += task_scores
         values = None if ev.values is None else ev.values.detach() * batch.mask
         return Scored(logprobs * batch.mask, values, kl, rewards * batch.mask)
 
@@ -264,11 +313,22 @@ class Trainer:
         """Train until ``total_timesteps`` generated tokens (default: the config's); SB3-style.
 
         ``callback(trainer, metrics)`` runs after every iteration; returning ``False`` stops training.
+
+        The run folder (``run_dir``) is locked while this runs: a second training into it fails naming this
+        process. A folder that already holds a run (metrics or a checkpoint) is an error unless this trainer
+        resumed it (:meth:`resume`) or ``overwrite`` is set, which deletes the old run's files first.
+        Temporary files left by a crash are deleted. Checkpoints go to ``run_dir/checkpoint.safetensors``
+        every ``save_every`` iterations and at the end; the one before is kept as ``checkpoint.prev.safetensors``.
+
+        Raises:
+            RunDirError: the run folder is a file, not writable, in use, or holds another run.
+            CheckpointWriteError: a checkpoint could not be written (the previous one is intact).
+            FloatingPointError: a non-finite loss, gradient or weight (the last good checkpoint is kept).
         """
         from tqdm.auto import tqdm
 
         total = total_timesteps if total_timesteps is not None else self.config.total_timesteps
-        logger = self._open_logger()
+        self._start_run()
         bar = tqdm(
             total=total,
             initial=min(self.timesteps, total),
@@ -277,21 +337,57 @@ class Trainer:
             disable=not self.config.progress,
         )
         try:
+            logger = self._open_logger()
             while self.timesteps < total:
                 metrics = self.train_iteration()
                 bar.update(min(metrics["charts/tokens"], total - bar.n))
-                bar.set_postfix(reward=f"{metrics['charts/score_mean']:+.3f}", kl=f"{metrics['charts/kl']:.3f}")
+                bar.set_postfix(progress_figures(metrics))
                 if self.config.eval_every and self.iteration % self.config.eval_every == 0:
                     metrics.update(self.evaluate())
                 logger.log(metrics, self.timesteps, self.iteration)
                 if self.config.save_every and self.iteration % self.config.save_every == 0:
-                    self.save(Path(self.config.run_dir) / CHECKPOINT)
+                    self._save_run_checkpoint()
                 if callback is not None and callback(self, metrics) is False:
                     break
-            self.save(Path(self.config.run_dir) / CHECKPOINT)
+            if self._saved_iteration != self.iteration:
+                self._save_run_checkpoint()
         finally:
             bar.close()
+            self._end_run()
         return self
+
+    def _start_run(self) -> None:
+        """Lock ``run_dir`` and make sure this trainer may write there (see :meth:`learn`)."""
+        self.run.acquire()
+        if self._owns_run:
+            return
+        try:
+            found = self.run.existing_run()
+            if found and not self.config.overwrite:
+                raise RunDirError(
+                    f"run dir {self.config.run_dir!r} already holds a run ({', '.join(found)}): continue it with "
+                    "--resume (Trainer.resume()), replace it with --overwrite (overwrite=True), or choose another "
+                    "run_dir"
+                )
+            if found:
+                self.run.clear()
+        except BaseException:
+            self.run.release()
+            raise
+        self._owns_run = True
+
+    def _end_run(self) -> None:
+        """Close the metrics file and unlock ``run_dir`` (another process may then resume the run)."""
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+        self.run.release()
+
+    def _save_run_checkpoint(self) -> None:
+        """Write ``run_dir``'s checkpoint; the one it replaces is kept as the previous checkpoint."""
+        self.check_finite_parameters()
+        write_checkpoint(self.state_dict(), self.run.checkpoint, previous=self.run.previous)
+        self._saved_iteration = self.iteration
 
     def train_iteration(self) -> dict[str, Any]:
         """Collect one batch, score it, update; returns the iteration's metrics."""
@@ -321,8 +417,14 @@ class Trainer:
         }
 
     @torch.no_grad()
-    def evaluate(self, num_episodes: int | None = None) -> dict[str, Any]:
+    def evaluate(self, num_episodes: int | None = None, scorers: Sequence[str] = ()) -> dict[str, Any]:
         """Quality on the held-out split: task reward, KL and perplexity under the reference, distinct-n.
+
+        ``eval/kl`` is the mean over episodes of the summed per-token ``log pi - log ref`` of the sampled
+        tokens (k1: unbiased, but a finite sample can come out negative); ``eval/kl_k3`` sums the k3 estimator
+        ``r - 1 - log r`` (``r = ref / pi``), which is never negative. ``scorers``: reward names (see
+        ``textgym.rewards.REWARDS``) that also score the same completions, as ``eval/score/<name>``: an
+        independent check that a rising task reward is the behaviour it stands for.
 
         Samples with the configured temperature, top-k and top-p, without the exploration noise and masking.
         The same prompts (the first ``num_episodes`` of the eval split, repeated when it has fewer) and seeds
@@ -333,7 +435,8 @@ class Trainer:
             raise ValueError("evaluate() needs a TextGenVectorEnv (the generic path has no held-out split option)")
         n, batch_size = num_episodes or self.config.eval_episodes, self.envs.num_envs
         sampling = SamplingConfig(self.config.temperature, self.config.top_k, self.config.top_p)  # no noise/masking
-        scores, kls, ref_nll, tokens, completions, texts = [], [], 0.0, 0, [], []
+        scores, kls, kls_k3, ref_nll, tokens, completions, texts = [], [], [], 0.0, 0, [], []
+        prompts: list[str] = []
         available = len(self.envs.setup.task.examples("eval"))
         for start in range(0, n, batch_size):
             indices = [(start + i) % available for i in range(batch_size)]  # wraps round small eval sets
@@ -344,6 +447,8 @@ class Trainer:
             mask = batch.mask[:keep]
             scores.append(batch.scores[:keep])
             kls.append(((logp - ref)[:keep] * mask).sum(1))
+            kls_k3.append((kl_penalty(logp, ref, "k3")[:keep] * mask).sum(1))
+            prompts += batch.prompts[:keep]
             ref_nll -= float((ref[:keep] * mask).sum())
             tokens += int(mask.sum())
             completions += batch.completions[:keep]
@@ -352,11 +457,31 @@ class Trainer:
             "eval/score_mean": float(torch.cat(scores).mean()),
             "eval/score_std": float(torch.cat(scores).std()) if n > 1 else 0.0,
             "eval/kl": float(torch.cat(kls).mean()),
+            "eval/kl_k3": float(torch.cat(kls_k3).mean()),
+            **self._independent_scores(scorers, prompts, completions, n),
             "eval/ref_perplexity": math.exp(ref_nll / max(tokens, 1)),
             "eval/distinct_1": distinct_ngrams(completions, 1),
             "eval/distinct_2": distinct_ngrams(completions, 2),
             "eval/episode_length": tokens / n,
             "eval/samples": "\n".join(t.replace("\n", " ") for t in texts[:4]),
+            "eval/sample_pairs": [
+                {"prompt": p, "completion": c} for p, c in zip(prompts[:4], completions[:4], strict=True)
+            ],
+        }
+
+    def _independent_scores(
+        self, scorers: Sequence[str], prompts: list[str], completions: list[str], n: int
+    ) -> dict[str, float]:
+        """Mean score of the eval completions under each named reward (with the eval examples' references)."""
+        from textgym.rewards import make_reward
+
+        if not scorers:
+            return {}
+        examples = self.envs.setup.task.examples("eval")
+        references = [list(examples[i % len(examples)].references) for i in range(n)]
+        return {
+            f"eval/score/{name}": float(np.mean(make_reward(name)(prompts, completions, references=references)))
+            for name in scorers
         }
 
     def _eval_logprobs(self, batch: Rollout) -> tuple[Tensor, Tensor]:
@@ -381,12 +506,13 @@ class Trainer:
         return (actions[0] if single else actions), None
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resume needs. Only trainable weights are saved (the adapter under LoRA): the frozen
-        base and reference are rebuilt from the model name."""
+        """Everything a resume needs, as tensors and plain data. Only trainable weights are saved (the adapter
+        under LoRA): the frozen base and reference are rebuilt from the model name. Config values that are not
+        plain data (a reward function) are recorded by name only (see :func:`agents.checkpoint.plain_data`)."""
         policy_state = {k: p.detach().clone() for k, p in self.policy.named_parameters() if p.requires_grad}
         return {
             "algo": self.algo,
-            "config": dataclasses.asdict(self.config),
+            "config": plain_data({f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}),
             "iteration": self.iteration,
             "timesteps": self.timesteps,
             "policy": policy_state,
@@ -403,10 +529,18 @@ class Trainer:
         pass
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically (temporary file, then rename); refuses non-finite weights."""
+        """Write a checkpoint file atomically (temporary file, then rename); refuses non-finite weights.
+
+        The file is safetensors with the rest of the state as JSON (see :mod:`agents.checkpoint`), whatever
+        its name.
+
+        Raises:
+            FloatingPointError: non-finite weights (nothing is written).
+            CheckpointWriteError: the file could not be written; a file already at ``path`` is unchanged.
+        """
         self.check_finite_parameters()
         path = Path(path)
-        atomic_torch_save(self.state_dict(), path)
+        write_checkpoint(self.state_dict(), path)
         return path
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -425,23 +559,90 @@ class Trainer:
         self.iteration, self.timesteps = state["iteration"], state["timesteps"]
         self.load_extra_state(state["extra"])
 
+    def load_initial_weights(self, path: str | Path) -> None:
+        """Start from the policy weights of another run's checkpoint (e.g. SFT's), whatever its algorithm.
+
+        Every weight the checkpoint holds must exist in this policy (same model and ``lora_rank``); a value
+        head the checkpoint lacks keeps its fresh initialisation. Under full fine-tuning the reference copy
+        takes the same weights, so the KL penalty keeps the policy near the warm start; under LoRA the
+        reference stays the adapter-off base model.
+        """
+        state, source = _read_state(path)
+        weights = state["policy"]
+        own = dict(self.policy.named_parameters())
+        unknown = sorted(set(weights) - set(own))
+        missing = sorted(k for k, p in own.items() if p.requires_grad and k not in weights and "value_head" not in k)
+        if unknown or missing:
+            raise CheckpointError(
+                f"init checkpoint {str(source)!r} does not fit this policy (same model and lora_rank needed): "
+                f"unknown weights {unknown[:3]}, missing {missing[:3]}"
+            )
+        with torch.no_grad():
+            for name, value in weights.items():
+                own[name].copy_(value)
+            reference = getattr(self.policy, "reference", None)
+            if reference is not None and not self.policy.uses_lora:
+                reference.load_state_dict(self.policy.model.state_dict())
+
     @classmethod
     def load(cls, path: str | Path, env: gym.vector.VectorEnv | None = None, **overrides: Any) -> Trainer:
-        """Rebuild a trainer from a checkpoint (its saved config, with ``overrides``) and restore its state."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
-        config = merge_config(cls.config_class(), {**state["config"], **overrides})
-        trainer = cls(config, env=env)
+        """Rebuild a trainer from a checkpoint (its saved config, with ``overrides``) and restore its state.
+
+        Args:
+            path: a checkpoint file, or a run folder (its newest intact checkpoint).
+            env: the vector env to use instead of building one from the saved config.
+            overrides: config fields to change, e.g. ``env_kwargs={...}`` or ``run_dir="runs/next"``.
+
+        Raises:
+            CheckpointError: a damaged file, another algo's checkpoint, or a saved config that would import
+                code to build the env (a ``"module:attr"`` reward, a function): pass ``env`` or
+                ``env_kwargs`` yourself if you trust it.
+        """
+        state, source = _read_state(path)
+        return cls._from_state(state, source, env, overrides)
+
+    @classmethod
+    def _from_state(
+        cls, state: dict[str, Any], source: Path, env: gym.vector.VectorEnv | None, overrides: dict[str, Any]
+    ) -> Trainer:
+        if state.get("algo") != cls.algo:
+            raise CheckpointError(
+                f"checkpoint {str(source)!r} is for algo {state.get('algo')!r}, not {cls.algo!r}: load it with "
+                "agents.trainer.load_trainer"
+            )
+        saved = {k: v for k, v in state["config"].items() if k != "overwrite"}  # an action, not a setting
+        if env is None:
+            _refuse_code(saved, overrides, source)
+        trainer = cls(merge_config(cls.config_class(), {**saved, **overrides}), env=env)
         trainer.load_state(state)
         return trainer
 
     def resume(self) -> bool:
-        """Continue from ``run_dir/checkpoint.pt`` when it exists; returns whether it did."""
-        path = Path(self.config.run_dir) / CHECKPOINT
-        if not path.exists():
-            return False
-        self.load_state(torch.load(path, map_location="cpu", weights_only=False))
-        self._open_logger().truncate_after(self.iteration)
-        return True
+        """Continue the run in ``run_dir`` from its newest intact checkpoint; returns whether there was one.
+
+        Takes the run folder's lock (held until :meth:`learn` ends or :meth:`close`), drops the metrics
+        recorded after the checkpoint (all of them when there is none yet) and keeps this trainer's config.
+        A damaged newest checkpoint is set aside (``.damaged``) and the previous one used, with a warning.
+
+        Raises:
+            ValueError: ``overwrite`` is set too (resuming and starting over exclude each other).
+            RunDirError: the folder is unusable or in use by another process.
+            CheckpointError: every checkpoint in the folder is damaged.
+        """
+        if self.config.overwrite:
+            raise ValueError("resume and overwrite exclude each other: drop one of them")
+        self.run.acquire()
+        try:
+            found = self.run.latest_checkpoint()
+            if found is not None:
+                self.load_state(_check_state(*found))
+            if self.run.metrics.exists():
+                truncate_metrics(self.run.path, self.iteration)
+        except BaseException:
+            self.run.release()
+            raise
+        self._owns_run = True
+        return found is not None
 
     def _open_logger(self) -> MetricLogger:
         if self._logger is None:
@@ -449,7 +650,50 @@ class Trainer:
         return self._logger
 
     def close(self) -> None:
-        if self._logger is not None:
-            self._logger.close()
-            self._logger = None
+        self._end_run()
         self.envs.close()
+
+
+def _read_state(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A checkpoint file's state, or a run folder's newest intact one; with the file it came from."""
+    path = Path(path)
+    if not path.is_dir():
+        return _check_state(read_checkpoint(path), path), path
+    found = RunDir(path).latest_checkpoint()
+    if found is None:
+        raise FileNotFoundError(f"run dir {str(path)!r} holds no checkpoint ({CHECKPOINT})")
+    return _check_state(*found), found[1]
+
+
+def _check_state(state: Any, source: Path) -> dict[str, Any]:
+    """``state`` when it has the fields of :meth:`Trainer.state_dict`, else a :class:`CheckpointError`."""
+    fields = {"algo", "config", "iteration", "timesteps", "policy", "optimizer", "kl_controller", "extra"}
+    missing = sorted(fields - set(state)) if isinstance(state, dict) else sorted(fields)
+    if missing:
+        raise CheckpointError(f"{str(source)!r} is not a trainer checkpoint: it lacks {missing}")
+    if not isinstance(state["config"], dict) or not isinstance(state["policy"], dict):
+        raise CheckpointError(f"{str(source)!r} is not a trainer checkpoint: its config and policy must be mappings")
+    return state
+
+
+def _refuse_code(saved: dict[str, Any], overrides: dict[str, Any], source: Path) -> None:
+    """Raise when building the env from a checkpoint's saved config would import code it names."""
+    found = []
+    if "env_id" not in overrides and ":" in str(saved.get("env_id", "")):
+        found.append(f"env_id = {saved['env_id']!r}")
+    if "env_kwargs" not in overrides:
+        found += code_in(saved.get("env_kwargs", {}), "env_kwargs")
+    if found:
+        raise CheckpointError(
+            f"checkpoint {str(source)!r} was trained with an env built from code: {'; '.join(found)}. textgym "
+            "does not import code named by a checkpoint; if you trust it, pass the env yourself "
+            "(Trainer.load(path, env=...)) or its kwargs (env_kwargs={...})"
+        )
+
+
+def load_trainer(path: str | Path, env: gym.vector.VectorEnv | None = None, **overrides: Any) -> Trainer:
+    """:meth:`Trainer.load` for whichever algorithm wrote the checkpoint (a file or a run folder)."""
+    from agents import trainer_class
+
+    state, source = _read_state(path)
+    return trainer_class(str(state.get("algo")))._from_state(state, source, env, overrides)

@@ -38,14 +38,18 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class TRPOConfig(TrainConfig):
-    max_kl: float = option(0.01, "trust region: largest mean KL(old || new) per token of a step")
-    cg_iters: int = option(10, "conjugate-gradient iterations")
-    cg_damping: float = option(0.1, "damping added to the Fisher-vector products")
-    line_search_steps: int = option(10, "backtracking steps of the line search")
-    backtrack_ratio: float = option(0.8, "step shrink factor per backtracking step")
-    gae_lambda: float = option(0.95, "GAE lambda")
-    vf_iters: int = option(5, "Adam steps on the value head per batch")
-    vf_learning_rate: float = option(1e-3, "value head learning rate")
+    max_kl: float = option(
+        0.01, "trust region: largest mean KL(old || new) per token of a step", low=0, low_inclusive=False
+    )
+    cg_iters: int = option(10, "conjugate-gradient iterations", low=1)
+    cg_damping: float = option(0.1, "damping added to the Fisher-vector products", low=0)
+    line_search_steps: int = option(10, "backtracking steps of the line search", low=1)
+    backtrack_ratio: float = option(
+        0.8, "step shrink factor per backtracking step", low=0, high=1, low_inclusive=False, high_inclusive=False
+    )
+    gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1)
+    vf_iters: int = option(5, "Adam steps on the value head per batch", low=1)
+    vf_learning_rate: float = option(1e-3, "value head learning rate", low=0, low_inclusive=False)
 
 
 class TRPO(Trainer):

@@ -19,16 +19,19 @@ import torch
 
 from agents import trainer_class
 from agents.logger import read_metrics
-from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, write_result
-from leaderboards.suites import COMMON_KEYS, SB3_PPO, ZERO_SHOT, RunSpec, suite
+from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, result_file, write_result
+from leaderboards.suites import COMMON_KEYS, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, RunSpec, suite
 
 ROOT = Path(__file__).resolve().parent
 ALGO_NAMES = {ZERO_SHOT: ZERO_SHOT, SB3_PPO: "stable_baselines3.PPO"}
 RESULTS = ROOT / "results"
+SAMPLES = 3  # held-out samples kept in each result
+SCORE = "eval/score/"  # the prefix of the independent scorers' figures in Trainer.evaluate
 
 
 def result_path(spec: RunSpec, results_dir: Path = RESULTS) -> Path:
-    return results_dir / spec.suite / f"{spec.run_id}.json"
+    """``results_dir/<suite>/<run_id>.json``; raises :class:`SchemaError` for a name that would escape the folder."""
+    return result_file(results_dir, spec.suite, spec.run_id)
 
 
 def is_done(spec: RunSpec, results_dir: Path = RESULTS) -> bool:
@@ -70,42 +73,71 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
     """Train (unless zero-shot) under the budget, evaluate on the held-out split, and write the result."""
     torch.manual_seed(spec.seed)
     zero_shot = spec.agent == ZERO_SHOT
-    algo = "reinforce" if spec.agent in (ZERO_SHOT, SB3_PPO) else spec.agent  # a shell for evaluation
-    config = dict(spec.config)
+    config = spec.trainer_config
     if zero_shot:  # the untrained policy: no reference copy needed (it is its own reference)
-        config.update(kl_coef=0.0, baseline="none")
+        config.update(kl_coef=0.0, baseline="none", samples_per_prompt=1)
     if spec.agent == SB3_PPO:
-        config = {k: v for k, v in config.items() if k in COMMON_KEYS} | {"baseline": "none"}
+        config = {k: v for k, v in config.items() if k in COMMON_KEYS} | {"baseline": "none", "samples_per_prompt": 1}
     run_dir = results_dir / spec.suite / "runs" / spec.run_id
+    start = time.perf_counter()
+    rl_budget, warm_start = spec.budget_tokens, None
+    if spec.agent == SFT_PPO:
+        warm_start = _sft_warm_start(spec, spec.config["sft_learning_rate"], run_dir / "sft", device)
+        rl_budget -= warm_start.timesteps
+        config["init_checkpoint"] = str(run_dir / "sft")
     sb3_agent = _sb3_ppo(spec, config, device) if spec.agent == SB3_PPO else None
-    trainer = trainer_class(algo)(
+    trainer = trainer_class(spec.algo)(
         policy=None if sb3_agent is None else sb3_agent.policy.lm,  # evaluate the very policy SB3 trains
         env_id=spec.env_id,
         seed=spec.seed,
         device=device,
-        total_timesteps=spec.budget_tokens,
-        run_dir=str(run_dir),
+        total_timesteps=rl_budget,
+        run_dir=str(run_dir / "rl" if warm_start else run_dir),
         eval_every=0,
         save_every=5,
         tensorboard=False,
         **config,
     )
-    start = time.perf_counter()
     if sb3_agent is not None:
         curve = _learn_sb3(sb3_agent, spec, trainer)
     elif not zero_shot:
         trainer.resume()
-        trainer.learn(total_timesteps=spec.budget_tokens)
+        trainer.learn(total_timesteps=rl_budget)
     train_seconds = time.perf_counter() - start
-    quality = trainer.evaluate()
-    if zero_shot:
-        curve = [[0, quality["eval/score_mean"]]]
+    quality = trainer.evaluate(scorers=spec.scorers)
+    if zero_shot or spec.agent == SFT:  # no sampled training batches: the held-out score is the one point
+        curve = [[trainer.timesteps, quality["eval/score_mean"]]]
     elif spec.agent != SB3_PPO:
-        curve = _curve(run_dir)
+        curve = _curve(Path(trainer.config.run_dir), offset=warm_start.timesteps if warm_start else 0)
+    if warm_start is not None:
+        trainer.timesteps += warm_start.timesteps
+        warm_start.close()
     result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device)
+    if warm_start is not None:
+        result["budget"]["init"] = f"sft:{warm_start.timesteps}"
     write_result(result, result_path(spec, results_dir))
     trainer.close()
     return result
+
+
+def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: str) -> Any:
+    """Half of ``spec``'s budget of supervised training on the task's demonstrations (resumed if interrupted)."""
+    common = {k: v for k, v in spec.config.items() if k in COMMON_KEYS}
+    sft = trainer_class(SFT)(
+        **{**common, "learning_rate": learning_rate, "kl_coef": 0.0},
+        env_id=spec.env_id,
+        seed=spec.seed,
+        device=device,
+        total_timesteps=spec.budget_tokens // 2,
+        run_dir=str(run_dir),
+        eval_every=0,
+        save_every=5,
+        tensorboard=False,
+    )
+    sft.resume()
+    if sft.timesteps < spec.budget_tokens // 2:
+        sft.learn(total_timesteps=spec.budget_tokens // 2)
+    return sft
 
 
 def _sb3_ppo(spec: RunSpec, config: dict[str, Any], device: str) -> Any:
@@ -155,8 +187,11 @@ def _learn_sb3(agent: Any, spec: RunSpec, trainer: Any) -> list[list[float]]:
     return curve
 
 
-def _curve(run_dir: Path) -> list[list[float]]:
-    return [[r["timesteps"], r["charts/score_mean"]] for r in read_metrics(run_dir)]
+def _curve(run_dir: Path, offset: int = 0) -> list[list[float]]:
+    """The training batches' mean reward against generated tokens (``offset``: tokens trained before)."""
+    return [
+        [r["timesteps"] + offset, r["charts/score_mean"]] for r in read_metrics(run_dir) if "charts/score_mean" in r
+    ]
 
 
 def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) -> dict[str, Any]:
@@ -190,6 +225,11 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
             "ref_perplexity": quality["eval/ref_perplexity"],
             "distinct_1": quality["eval/distinct_1"],
             "distinct_2": quality["eval/distinct_2"],
+            "kl_k3": quality["eval/kl_k3"],
+            "independent": {
+                k.removeprefix("eval/score/"): v for k, v in quality.items() if k.startswith("eval/score/")
+            },
+            "samples": quality["eval/sample_pairs"][:SAMPLES],
         },
         "cost": {
             "wall_clock_s": round(wall_seconds, 2),

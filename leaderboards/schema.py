@@ -8,17 +8,30 @@ Example:
     Traceback (most recent call last):
     ...
     leaderboards.schema.SchemaError: result.seed: expected int, got str ('zero')
+    >>> validate({**result, "run_id": "../../tmp/x"})
+    Traceback (most recent call last):
+    ...
+    leaderboards.schema.SchemaError: result.run_id must be a plain name ...
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 from textgym.io import atomic_write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# v2 (from v1): quality.kl_k3 (a KL estimate that cannot go negative), quality.independent (second scorers of
+# the same completions, name -> mean), quality.samples (held-out prompts and completions), budget.init (what a
+# warm-started row trained before its RL budget, e.g. "sft:2048").
+
+# ``suite`` and ``run_id`` become a folder and a file name under the results folder: no separators, no "..".
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+NAME_RULE = "[A-Za-z0-9][A-Za-z0-9._-]* (at most 200 characters, no '..')"
 
 # field path -> expected type(s); nested dicts are checked recursively
 SCHEMA: dict[str, Any] = {
@@ -39,6 +52,9 @@ SCHEMA: dict[str, Any] = {
         "ref_perplexity": float,
         "distinct_1": float,
         "distinct_2": float,
+        "kl_k3": float,
+        "independent": dict,
+        "samples": list,
     },
     "cost": {"wall_clock_s": float, "generated_tokens": int, "train_tokens_per_s": float, "peak_memory_mb": float},
     "curve": list,
@@ -62,19 +78,106 @@ def _check(value: Any, expected: Any, path: str) -> None:
         return
     ok = isinstance(value, expected) and not isinstance(value, bool)
     if expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = _is_number(value)
     if not ok:
         raise SchemaError(f"{path}: expected {expected.__name__}, got {type(value).__name__} ({value!r})")
+    if expected is float:
+        _check_finite(value, path)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_finite(value: Any, path: str) -> None:
+    """Raise unless ``value`` is an int or a finite float (NaN and infinities scramble the rankings)."""
+    if not (_is_number(value) and math.isfinite(value)):
+        raise SchemaError(f"{path} must be a finite number, got {value!r}")
+
+
+def _check_no_nonfinite(value: Any, path: str) -> None:
+    """Walk the whole document (free-form parts like ``agent.config`` too): no NaN or infinity anywhere."""
+    if isinstance(value, float):
+        _check_finite(value, path)
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            _check_no_nonfinite(sub, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, sub in enumerate(value):
+            _check_no_nonfinite(sub, f"{path}[{i}]")
+
+
+def _check_curve(curve: list[Any]) -> None:
+    """Each point is ``[timesteps, reward]``, both finite numbers."""
+    for i, point in enumerate(curve):
+        if not (isinstance(point, list | tuple) and len(point) == 2):
+            raise SchemaError(f"result.curve[{i}]: expected [timesteps, reward], got {point!r}")
+        for j, value in enumerate(point):
+            _check_finite(value, f"result.curve[{i}][{j}]")
+
+
+def _check_independent(scores: dict[str, Any]) -> None:
+    """Second scorers: reward name -> the mean score it gave the same held-out completions."""
+    for name, value in scores.items():
+        check_name(name, f"quality.independent key {name!r}")
+        _check_finite(value, f"result.quality.independent.{name}")
+
+
+def _check_samples(samples: list[Any]) -> None:
+    """Held-out samples: ``{"prompt": str, "completion": str}`` each."""
+    for i, sample in enumerate(samples):
+        ok = isinstance(sample, dict) and set(sample) == {"prompt", "completion"}
+        if not ok or not all(isinstance(v, str) for v in sample.values()):
+            raise SchemaError(
+                f"result.quality.samples[{i}]: expected {{'prompt': str, 'completion': str}}, got {sample!r}"
+            )
+
+
+def check_name(value: Any, field: str) -> str:
+    """Return ``value`` if it is safe as one path component (a suite folder, a run file name), else raise.
+
+    Example:
+        >>> check_name("TextGen-Sentiment-v0__ppo__seed0", "run_id")
+        'TextGen-Sentiment-v0__ppo__seed0'
+        >>> check_name("/etc", "suite")
+        Traceback (most recent call last):
+        ...
+        leaderboards.schema.SchemaError: result.suite must be a plain name ...
+    """
+    if not (isinstance(value, str) and NAME_PATTERN.fullmatch(value) and ".." not in value):
+        raise SchemaError(f"result.{field} must be a plain name matching {NAME_RULE}, got {value!r}")
+    return value
+
+
+def result_file(results_dir: str | Path, suite: str, run_id: str) -> Path:
+    """``results_dir/<suite>/<run_id>.json``, after checking both names and that the file stays inside the folder.
+
+    Example:
+        >>> result_file("results", "quick", "x").as_posix()
+        'results/quick/x.json'
+    """
+    results_dir = Path(results_dir)
+    path = results_dir / check_name(suite, "suite") / f"{check_name(run_id, 'run_id')}.json"
+    if not path.resolve().is_relative_to(results_dir.resolve()):
+        raise SchemaError(f"result file {str(path)!r} would lie outside the results folder {str(results_dir)!r}")
+    return path
 
 
 def validate(result: Any) -> dict[str, Any]:
-    """Check a result against the schema; returns it, or raises :class:`SchemaError` naming the bad field."""
+    """Check a result against the schema; returns it, or raises :class:`SchemaError` naming the bad field.
+
+    Beyond the types: ``run_id`` and ``suite`` are plain names (they become file and folder names), every
+    number is finite (NaN or infinity would scramble the ranking), and each curve point is two finite numbers.
+    """
     _check(result, SCHEMA, "result")
     if result["schema_version"] != SCHEMA_VERSION:
         raise SchemaError(f"result.schema_version: expected {SCHEMA_VERSION}, got {result['schema_version']}")
-    for i, point in enumerate(result["curve"]):
-        if not (isinstance(point, list | tuple) and len(point) == 2):
-            raise SchemaError(f"result.curve[{i}]: expected [timesteps, reward], got {point!r}")
+    check_name(result["run_id"], "run_id")
+    check_name(result["suite"], "suite")
+    _check_curve(result["curve"])
+    _check_independent(result["quality"]["independent"])
+    _check_samples(result["quality"]["samples"])
+    _check_no_nonfinite(result, "result")
     return result
 
 
@@ -84,7 +187,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"result file {str(path)!r} does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text())  # NaN/Infinity literals parse to floats: validate() rejects them
     except json.JSONDecodeError as err:
         raise SchemaError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
     try:
@@ -96,7 +199,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
 def write_result(result: dict[str, Any], path: str | Path) -> Path:
     """Validate, then write atomically (temporary file, then rename)."""
     validate(result)
-    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return Path(path)
 
 
@@ -120,6 +223,9 @@ def example_result() -> dict[str, Any]:
             "ref_perplexity": 12.0,
             "distinct_1": 0.6,
             "distinct_2": 0.9,
+            "kl_k3": 0.45,
+            "independent": {"minilm_sentiment": 0.2},
+            "samples": [{"prompt": "The film is", "completion": " a delight."}],
         },
         "cost": {"wall_clock_s": 60.0, "generated_tokens": 1024, "train_tokens_per_s": 20.0, "peak_memory_mb": 2000.0},
         "curve": [[0, 0.2], [1024, 0.25]],

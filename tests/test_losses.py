@@ -359,3 +359,46 @@ def test_trpo_step_restores_params_when_line_search_fails() -> None:
     out = trpo_step([w], surrogate, kl, max_kl=0.01, max_backtracks=3)
     assert out["accepted"] == 0.0 and out["step_fraction"] == 0.0
     assert torch.equal(w.data, torch.zeros(3))
+
+
+def _normalize_by_loop(scores: list[float], method: str, group_size: int) -> list[float]:
+    """Plain-Python reference for normalize_scores (statistics module, one group at a time)."""
+    import statistics
+
+    if method == "batch":
+        mean, std = statistics.mean(scores), max(statistics.stdev(scores), 1e-4)
+        return [(s - mean) / std for s in scores]
+    out = []
+    for start in range(0, len(scores), group_size):
+        group = scores[start : start + group_size]
+        for i, s in enumerate(group):
+            if method == "group":
+                out.append((s - statistics.mean(group)) / max(statistics.stdev(group), 1e-4))
+            else:  # leave_one_out
+                others = group[:i] + group[i + 1 :]
+                out.append(s - sum(others) / len(others))
+    return out
+
+
+@pytest.mark.parametrize("method", ["batch", "group", "leave_one_out"])
+@pytest.mark.parametrize("group_size", [2, 4])
+def test_normalize_scores_matches_a_plain_loop(method: str, group_size: int) -> None:
+    from agents.losses import normalize_scores
+
+    scores = torch.randn(12, generator=torch.Generator().manual_seed(group_size), dtype=torch.float64)
+    scores[:group_size] = 0.5  # a group whose samples all agree: no signal, not a division by zero
+    got = normalize_scores(scores, method, group_size)
+    expected = torch.tensor(_normalize_by_loop(scores.tolist(), method, group_size), dtype=torch.float64)
+    torch.testing.assert_close(got, expected)
+    if method != "batch":
+        assert torch.all(got[:group_size] == 0)
+
+
+def test_normalize_scores_rejects_bad_methods_and_groups() -> None:
+    from agents.losses import normalize_scores
+
+    assert torch.equal(normalize_scores(torch.ones(3), "none"), torch.ones(3))
+    with pytest.raises(ValueError, match="unknown score normalization 'whiten'"):
+        normalize_scores(torch.ones(4), "whiten")
+    with pytest.raises(ValueError, match="group_size >= 2 dividing N; got 3 and N=4"):
+        normalize_scores(torch.ones(4), "group", 3)

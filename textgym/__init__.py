@@ -18,6 +18,12 @@ ENV_IDS: dict[str, dict[str, object]] = {
     "TextGen-Sentiment-v0": {"task": "sentiment"},
     "TextGen-Arithmetic-v0": {"task": "arithmetic"},
     "TextGen-Reverse-v0": {"task": "reverse"},
+    # v1: one-digit addition after three solved examples, which the default model can learn from (v0: ~1% zero-shot)
+    "TextGen-Arithmetic-v1": {
+        "task": "arithmetic",
+        "task_kwargs": {"difficulty": "easy", "few_shot": 3},
+        "max_new_tokens": 4,
+    },
     # v1: the project-trained MiniLM sentiment classifier replaces VADER (v0 keeps VADER)
     "TextGen-Sentiment-v1": {"task": "sentiment", "reward": "minilm_sentiment"},
     "TextGen-Headline-v0": {"task": "headline"},

@@ -4,7 +4,7 @@ Example:
     $ textgym envs
     $ textgym rollout --env TextGen-Sentiment-v0 --n 8
     $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000
-    $ textgym eval --checkpoint runs/textgym/checkpoint.pt
+    $ textgym eval --checkpoint runs/textgym
     $ textgym leaderboard run --suite quick
 """
 
@@ -66,13 +66,11 @@ def _rollout(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from agents import trainer_class
+    from agents.trainer import load_trainer
 
-    if args.checkpoint:
-        algo = torch.load(args.checkpoint, map_location="cpu", weights_only=False)["algo"]
-        trainer = trainer_class(algo).load(args.checkpoint, progress=False, tensorboard=False)
+    if args.checkpoint:  # a safetensors + JSON file, checksummed; its config may not name code (see agents.trainer)
+        trainer = load_trainer(args.checkpoint, progress=False, tensorboard=False)
     else:  # the untrained model: its own reference
         trainer = trainer_class("reinforce")(
             env_id=args.env,
@@ -95,7 +93,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
     from leaderboards import runner
     from leaderboards.render import render
-    from leaderboards.schema import load_result, write_result
+    from leaderboards.schema import load_result, result_file, write_result
 
     results = Path(args.results) if args.results else runner.RESULTS
     if args.action == "run":
@@ -108,8 +106,11 @@ def _leaderboard(args: argparse.Namespace) -> int:
     else:
         if not args.file:
             raise ValueError("leaderboard submit needs the result FILE to validate")
-        result = load_result(args.file)
-        target = write_result(result, results / result["suite"] / f"{result['run_id']}.json")
+        result = load_result(args.file)  # run_id and suite are checked: plain names, no way out of the folder
+        target = result_file(results, result["suite"], result["run_id"])
+        if target.exists() and not args.force:
+            raise ValueError(f"{target} already exists: pass --force to replace it")
+        write_result(result, target)
         print(f"valid result {result['run_id']}: added as {target}")
     return 0
 
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--max-new-tokens", type=int, default=None)
     sub.add_parser("train", help="train an agent (see `textgym train --algo ppo --help`)", add_help=False)
     ev = sub.add_parser("eval", help="held-out quality of a checkpoint or of an untrained model")
-    ev.add_argument("--checkpoint", default=None, help="a checkpoint.pt written by `textgym train`")
+    ev.add_argument("--checkpoint", default=None, help="a run folder or a checkpoint file written by `textgym train`")
     ev.add_argument("--env", default="TextGen-Sentiment-v0", help="env id (without --checkpoint)")
     ev.add_argument("--model", default="default", help="model (without --checkpoint)")
     ev.add_argument("--device", default="auto")
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
+    board.add_argument("--force", action="store_true", help="submit: replace an existing result of the same run")
     board.add_argument("--suite", default="quick", help="quick (CPU-sized) or full")
     board.add_argument("--only", default=None, help="run a single run id of the suite")
     board.add_argument("--device", default="auto")
@@ -162,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train_main(argv[1:])
         args = build_parser().parse_args(argv)
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:
-        # SchemaError is a ValueError: a malformed submission names the bad field
+    except (ValueError, OSError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:
+        # SchemaError is a ValueError: a malformed submission names the bad field; OSErrors here name their path
+        # (a run folder in use, a disk full while saving a checkpoint, ...)
         print(f"textgym {command}: error: {err}", file=sys.stderr)
         return 2
 

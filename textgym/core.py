@@ -13,7 +13,8 @@ The prompt is left-padded into the first ``P`` columns (a prompt longer than ``P
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,22 @@ from textgym.decoding import make_decoder
 from textgym.rewards import make_reward, reward_name, validate_scores
 from textgym.tasks import SPLITS, Example, Task, make_task
 from textgym.tasks.prompts import PromptSource, PromptTask
+
+MAX_TOKEN_BUDGET = 4096
+"""The most ``max_new_tokens`` (and ``max_prompt_tokens``) an env takes: an observation row is ``L`` int64s and a
+vector env keeps ``(2, B, L)`` of them on its device, so a mistyped budget (``10**7``) fails here, not in an
+allocation. 4096 is far above every shipped task's budget (at most 48 prompt and 32 new tokens)."""
+
+PROMPT_CACHE_SIZE = 4096
+"""Default ``prompt_cache_size``: how many custom prompts (``reset(options={"prompt": text})``) keep their token ids
+(and, in a vector env, their prompt-bank row on the device), least recently used dropped first. The prompts of the
+task's splits are always kept (their number is fixed)."""
+
+CUSTOM = "custom"
+"""The split name of a draw from ``options["prompt"]``."""
+
+OPTION_KEYS = ("split", "prompt_index", "prompt", "references")
+"""The keys ``reset(options=...)`` takes (the vector env adds ``reset_mask``)."""
 
 
 @dataclass
@@ -38,7 +55,9 @@ class EpisodeSetup:
     eos_token_id: int
     pad_token_id: int
     vocab_size: int
+    prompt_cache_size: int = PROMPT_CACHE_SIZE
     _encoded: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
+    _custom: OrderedDict[str, list[int]] = field(default_factory=OrderedDict, repr=False)  # text -> ids, LRU first
     _arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
@@ -64,15 +83,33 @@ class EpisodeSetup:
         return self.encode_many(split, [index], [example])[0]
 
     def encode_many(self, split: str, indices: Sequence[int], examples: Sequence[Example]) -> list[list[int]]:
-        """:meth:`encode` for many examples, tokenizing the ones not cached yet in one batched call."""
+        """:meth:`encode` for many examples, tokenizing the ones not cached yet in one batched call.
+
+        Custom prompts (split ``"custom"``) are cached by text, the ``prompt_cache_size`` most recently used.
+        """
+        if split == CUSTOM:
+            return [self._encode_custom(e.prompt) for e in examples]
         missing = {
             (split, i): e.prompt for i, e in zip(indices, examples, strict=True) if (split, i) not in self._encoded
         }
         if missing:
+            for (_, i), text in missing.items():
+                check_text(text, f"prompt {i} of split {split!r}")
             encoded = self.tokenizer(list(missing.values()), add_special_tokens=False)["input_ids"]
             for key, ids in zip(missing, encoded, strict=True):
                 self._encoded[key] = self._fit_prompt(ids)
         return [self._encoded[split, i] for i in indices]
+
+    def _encode_custom(self, text: str) -> list[int]:
+        """A custom prompt's ids through the LRU cache of ``prompt_cache_size`` texts."""
+        ids = self._custom.get(text)
+        if ids is not None:
+            self._custom.move_to_end(text)
+            return ids
+        ids = self._custom[text] = self._fit_prompt(self.tokenizer([text], add_special_tokens=False)["input_ids"][0])
+        if len(self._custom) > self.prompt_cache_size:
+            self._custom.popitem(last=False)
+        return ids
 
     def _fit_prompt(self, ids: Sequence[int]) -> list[int]:
         if not self.max_prompt_tokens:
@@ -120,31 +157,81 @@ def build_setup(
     max_prompt_tokens: int | None,
     task_kwargs: dict[str, Any] | None = None,
     reward_kwargs: dict[str, Any] | None = None,
+    prompt_cache_size: int = PROMPT_CACHE_SIZE,
 ) -> EpisodeSetup:
     """Resolve env kwargs into an :class:`EpisodeSetup`, with clear errors for bad values."""
     from textgym.models import load_tokenizer
 
+    cache_size = check_int(prompt_cache_size, "prompt_cache_size", 1)
     task_obj = _resolve_task(task, prompts, eval_prompts, task_kwargs)
+    new_tokens = task_obj.max_new_tokens if max_new_tokens is None else max_new_tokens
+    prompt_tokens = task_obj.max_prompt_tokens if max_prompt_tokens is None else max_prompt_tokens
+    new_tokens = check_int(new_tokens, "max_new_tokens", 1, MAX_TOKEN_BUDGET)
+    prompt_tokens = check_int(prompt_tokens, "max_prompt_tokens", 0, MAX_TOKEN_BUDGET)
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
     reward_spec = reward if reward is not None else task_obj.default_reward
     if reward_spec is None:
         raise ValueError(f"task {task_obj.name!r} has no default reward: pass reward=... (a name or a callable)")
-    new_tokens = task_obj.max_new_tokens if max_new_tokens is None else max_new_tokens
-    prompt_tokens = task_obj.max_prompt_tokens if max_prompt_tokens is None else max_prompt_tokens
-    if new_tokens < 1 or prompt_tokens < 0:
-        raise ValueError(f"need max_new_tokens >= 1 and max_prompt_tokens >= 0, got {new_tokens}, {prompt_tokens}")
     if tok.eos_token_id is None:
         raise ValueError(f"tokenizer {tok.name_or_path!r} has no EOS token")
     return EpisodeSetup(
         task=task_obj,
         tokenizer=tok,
         reward=make_reward(reward_spec, **(reward_kwargs or {})),
-        max_new_tokens=int(new_tokens),
-        max_prompt_tokens=int(prompt_tokens),
+        max_new_tokens=new_tokens,
+        max_prompt_tokens=prompt_tokens,
         eos_token_id=int(tok.eos_token_id),
         pad_token_id=int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id),
         vocab_size=len(tok),
+        prompt_cache_size=cache_size,
     )
+
+
+def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (no upper bound when ``high`` is None), else a ``ValueError`` naming
+    ``name``, the range and the value. A bool is not an int here.
+
+    Example:
+        >>> check_int(2.5, "max_new_tokens", 1, 4096)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_new_tokens must be an int in [1, 4096], got 2.5 (float)
+    """
+    wanted = f"{name} must be an int in [{low}, {high}]" if high is not None else f"{name} must be an int >= {low}"
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{wanted}, got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{wanted}, got {value}")
+    return int(value)
+
+
+def check_text(text: Any, name: str) -> str:
+    """``text`` if it is a string a tokenizer can take (encodable as UTF-8: no lone surrogate such as
+    ``"\\ud800"``), else a ``ValueError`` naming ``name``.
+
+    Example:
+        >>> check_text(42, "options['prompt']")
+        Traceback (most recent call last):
+        ...
+        ValueError: options['prompt'] must be a string, got 42 (int)
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be a string, got {_short(text)} ({type(text).__name__})")
+    if not text.isascii():  # the common case skips the encoding
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(
+                f"{name} must be valid Unicode text (UTF-8 encodable), got {_short(text)}: {err.reason} at "
+                f"position {err.start}"
+            ) from None
+    return text
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _resolve_task(
@@ -190,8 +277,8 @@ def draw_examples(
     """Pick ``count`` examples: from ``options`` or, by default, uniformly with ``random_indices(n)`` (``count``
     ints in ``[0, n)``).
 
-    Options: ``split`` (``"train"``/``"eval"``), ``prompt_index`` (an int, or one per example), or ``prompt``
-    (a text of your own, with optional ``references``).
+    Options (see :func:`check_options`): ``split`` (``"train"``/``"eval"``), ``prompt_index`` (an int, or one per
+    example), or ``prompt`` (a text of your own, with optional ``references``: one string or a list of them).
 
     Example:
         >>> from textgym.env import TextGenEnv
@@ -199,32 +286,92 @@ def draw_examples(
         >>> draw_examples(setup, {"prompt_index": [0, 1]}, 2, None).indices.tolist()
         [0, 1]
     """
-    options = options or {}
+    options = check_options(options)
     split = options.get("split", "train")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
     if "prompt" in options:
-        text = options["prompt"]
-        if not isinstance(text, str):
-            raise ValueError(f"options['prompt'] must be a string, got {text!r}")
-        source = _example_arrays([Example(text, tuple(options.get("references", ())))])
-        return Draw("custom", np.full(count, hash(text)), np.zeros(count, dtype=np.int64), source)
+        return _custom_draw(options["prompt"], options.get("references", ()), count)
     source = setup.example_arrays(split)
-    examples = source[0]
     chosen = options.get("prompt_index")
     if chosen is None:
-        indices = np.asarray(random_indices(len(examples)), dtype=np.int64)
+        indices = np.asarray(random_indices(len(source[0])), dtype=np.int64)
     else:
-        picks = [chosen] * count if isinstance(chosen, int | np.integer) else list(chosen)
-        if len(picks) != count:
-            raise ValueError(f"prompt_index must be an int or one per sub-env ({count}), got {len(picks)}")
-        for index in picks:
-            if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < len(examples):
-                raise ValueError(
-                    f"prompt_index must be an int in [0, {len(examples)}) for split {split!r}, got {index!r}"
-                )
-        indices = np.asarray(picks, dtype=np.int64)
+        indices = _checked_indices(prompt_indices(chosen, count), len(source[0]), split)
     return Draw(split, indices, indices, source)
+
+
+def check_options(options: Any, keys: Sequence[str] = OPTION_KEYS) -> Mapping[str, Any]:
+    """``reset`` options, checked: a dict (or None, read as ``{}``) whose keys are all among ``keys``, with
+    ``references`` only beside ``prompt``, and not both ``prompt`` and ``prompt_index``.
+
+    Example:
+        >>> check_options({"splitt": "eval"})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown reset option(s) ['splitt']: valid keys are ['split', 'prompt_index', 'prompt', 'references']
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        kind = type(options).__name__
+        raise ValueError(f"options must be a dict with keys among {list(keys)}, got {_short(options)} ({kind})")
+    if not options:  # the vector env's autoresets: nothing to check
+        return options
+    unknown = [key for key in options if key not in keys]
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}: valid keys are {list(keys)}")
+    if "references" in options and "prompt" not in options:
+        raise ValueError("options['references'] goes with options['prompt']: a task's examples have their own")
+    if "prompt" in options and "prompt_index" in options:
+        raise ValueError("options['prompt'] (a text of your own) and options['prompt_index'] exclude each other")
+    return options
+
+
+def as_references(value: Any, name: str = "options['references']") -> tuple[str, ...]:
+    """References as a tuple of strings: a plain string is ONE reference, a list or tuple holds many.
+
+    Example:
+        >>> as_references("42"), as_references(["4", "four"])
+        (('42',), ('4', 'four'))
+    """
+    if isinstance(value, str):
+        return (check_text(value, name),)
+    if not isinstance(value, list | tuple):
+        kind = type(value).__name__
+        raise ValueError(f"{name} must be a string (one reference) or a list of strings, got {_short(value)} ({kind})")
+    return tuple(check_text(ref, f"{name}[{i}]") for i, ref in enumerate(value))
+
+
+def prompt_indices(chosen: Any, count: int) -> list[Any]:
+    """``options["prompt_index"]`` as one entry per example: an int for all ``count``, or a list of ``count``
+    (entries are range-checked by the caller)."""
+    if isinstance(chosen, int | np.integer):
+        return [chosen] * count
+    listed = isinstance(chosen, Sequence | np.ndarray) and not isinstance(chosen, str | bytes)
+    if not listed or getattr(chosen, "ndim", 1) != 1:
+        kind = type(chosen).__name__
+        raise ValueError(
+            f"prompt_index must be an int or a list of ints (one per sub-env), got {_short(chosen)} ({kind})"
+        )
+    if len(chosen) != count:
+        raise ValueError(f"prompt_index must be an int or one per sub-env ({count}), got {len(chosen)}")
+    return list(chosen)
+
+
+def _checked_indices(picks: list[Any], n: int, split: str) -> np.ndarray:
+    """``picks`` as an int64 array, each an int in ``[0, n)``, else a ``ValueError`` naming the bad one."""
+    for index in picks:
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n:
+            raise ValueError(f"prompt_index must be an int in [0, {n}) for split {split!r}, got {index!r}")
+    return np.asarray(picks, dtype=np.int64)
+
+
+def _custom_draw(text: Any, references: Any, count: int) -> Draw:
+    """``count`` draws of one text of the user's own (``options["prompt"]``); its index is the text's hash."""
+    example = Example(check_text(text, "options['prompt']"), as_references(references))
+    source = _example_arrays([example])
+    return Draw(CUSTOM, np.full(count, hash(example.prompt)), np.zeros(count, dtype=np.int64), source)
 
 
 def _example_arrays(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

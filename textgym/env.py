@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from textgym.core import build_setup, draw_examples, prompt_row
+from textgym.core import PROMPT_CACHE_SIZE, build_setup, check_options, draw_examples, prompt_row
 from textgym.tasks import Task
 
 
@@ -47,25 +47,33 @@ class TextGenEnv(gym.Env):
 
     ## Starting State
     A prompt drawn uniformly from the train split with ``self.np_random``; ``options`` may pick the split
-    (``{"split": "eval"}``), an example (``{"prompt_index": i}``) or a text (``{"prompt": "..."}``).
+    (``{"split": "eval"}``), an example (``{"prompt_index": i}``) or a text (``{"prompt": "..."}``, with
+    ``"references"``: one string or a list of them). Any other key is a ``ValueError`` listing the valid ones.
 
     ## Episode End
     Terminated when the agent writes EOS or when ``max_new_tokens`` tokens are written (the budget is part of
-    the MDP: ``terminated=True``, nothing to bootstrap). Never truncated. Stepping a finished episode raises.
+    the MDP: ``terminated=True``, nothing to bootstrap). Never truncated. Stepping a finished episode raises, and
+    so does stepping after the reward raised, until the next ``reset()``.
 
     ## Arguments
     - ``task``: a task name (``"sentiment"``, ``"arithmetic"``, ``"reverse"``, ``"prompts"``) or a ``Task``.
     - ``prompts`` / ``eval_prompts``: the user's prompts for the generic ``TextGen-v0`` (list, file, dataset).
     - ``tokenizer``: ``"default"`` (SmolLM2), a HF id or path, or a tokenizer object.
     - ``reward``: a registered name, ``"module:attr"`` or a callable ``(prompts, completions, **info)``.
-    - ``max_new_tokens``, ``max_prompt_tokens``: budgets (task defaults when ``None``).
+    - ``max_new_tokens``, ``max_prompt_tokens``: budgets (task defaults when ``None``), ints up to
+      ``textgym.core.MAX_TOKEN_BUDGET`` (4096).
     - ``task_kwargs``, ``reward_kwargs``: constructor arguments for the task and a named reward.
     - ``render_mode``: ``"ansi"`` returns the prompt and completion as text.
+    - ``prompt_cache_size``: how many custom prompts (``options={"prompt": ...}``) keep their token ids, least
+      recently used dropped first (default ``textgym.core.PROMPT_CACHE_SIZE``, 4096).
 
     ## Version History
     - v0: initial release.
     - TextGen-Sentiment-v1: the reward is the project-trained MiniLM sentiment classifier (``minilm_sentiment``,
       ``2p - 1`` in [-1, 1], 75.5% held-out accuracy); TextGen-Sentiment-v0 keeps VADER.
+    - TextGen-Arithmetic-v1: one-digit addition after three solved examples (``difficulty="easy"``,
+      ``few_shot=3``, 4 new tokens), which SmolLM2-135M-Instruct gets right about 40% of the time instead of
+      v0's 1%; TextGen-Arithmetic-v0 keeps the bare two-digit ``"a+b="`` / ``"a-b="`` problems.
 
     Example:
         >>> import gymnasium as gym, textgym
@@ -89,6 +97,7 @@ class TextGenEnv(gym.Env):
         task_kwargs: dict[str, Any] | None = None,
         reward_kwargs: dict[str, Any] | None = None,
         render_mode: str | None = None,
+        prompt_cache_size: int = PROMPT_CACHE_SIZE,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -102,27 +111,31 @@ class TextGenEnv(gym.Env):
             max_prompt_tokens,
             task_kwargs,
             reward_kwargs,
+            prompt_cache_size,
         )
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(self.setup.vocab_size)
         self.observation_space = self.setup.observation_space()
         self._generated: list[int] = []
         self._done = True
-        self._started = False
+        self._started = False  # False before the first reset and after a reward error, so step() raises
+        self._reward_failed = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = check_options(options)  # before seeding, so a bad option changes nothing
         super().reset(seed=seed)
         draw = draw_examples(self.setup, options, 1, lambda n: self.np_random.integers(n, size=1))
-        split, index, self._example = draw.split, int(draw.indices[0]), draw.examples[0]
-        ids = self.setup.encode(split, index, self._example)
+        split, index, example = draw.split, int(draw.indices[0]), draw.examples[0]
+        ids = self.setup.encode(split, index, example)
+        self._example = example
         self._input_ids, self._attention_mask = prompt_row(self.setup, ids)
-        self._generated, self._done, self._started = [], False, True
+        self._generated, self._done, self._started, self._reward_failed = [], False, True, False
         self._base_info = {"prompt": self._example.prompt, "prompt_index": index, "split": split}
         return self._observation(), dict(self._base_info)
 
     def step(self, action: Any):
         if not self._started:
-            raise ResetNeeded("call reset() before step()")
+            raise ResetNeeded(self._why_reset())
         if self._done:
             raise ResetNeeded("the episode has ended (EOS or token budget): call reset() before step()")
         token = validate_action(action, self.setup.vocab_size)
@@ -136,10 +149,21 @@ class TextGenEnv(gym.Env):
             reward = self._final_reward(info)
         return self._observation(), reward, self._done, False, info
 
+    def _why_reset(self) -> str:
+        """Why :meth:`step` is refused: no reset yet, or a reward error since the last one."""
+        if self._reward_failed:
+            return "the reward raised in the last step(): call reset() after the reward error"
+        return "call reset() before step()"
+
     def _final_reward(self, info: dict[str, Any]) -> float:
-        (completion,) = self.setup.decode([self._generated])
+        """Score the finished episode into ``info``; if the reward raises, step() is refused until reset()."""
         references = self._example.references
-        (reward,), parts = self.setup.score([self._example.prompt], [completion], [references])
+        try:
+            (completion,) = self.setup.decode([self._generated])
+            (reward,), parts = self.setup.score([self._example.prompt], [completion], [references])
+        except BaseException:
+            self._started, self._reward_failed = False, True
+            raise
         info.update(
             completion=completion,
             text=self._example.prompt + completion,

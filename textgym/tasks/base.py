@@ -50,6 +50,11 @@ class Task:
     def _build(self, split: str) -> Sequence[Example]:
         raise NotImplementedError
 
+    def demonstration(self, example: Example) -> str | None:
+        """The completion a supervised warm start imitates for ``example`` (its first reference, as written
+        right after the prompt), or ``None`` when the task has no demonstrations."""
+        return example.references[0] if example.references else None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

@@ -36,6 +36,10 @@ class ReverseTask(Task):
             raise ValueError(f"need 1 <= min_len <= max_len and an alphabet, got {min_len}, {max_len}")
         self.min_len, self.max_len, self.alphabet = min_len, max_len, alphabet
 
+    def demonstration(self, example: Example) -> str | None:
+        """The reversed letters after the prompt's arrow: ``" c b a"``."""
+        return " " + example.references[0]
+
     def _build(self, split: str) -> Sequence[Example]:
         rng = random.Random(SPLIT_SEEDS[split])
         examples = []

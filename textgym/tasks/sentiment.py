@@ -54,6 +54,10 @@ class SentimentTask(Task):
     max_prompt_tokens = 24
     description = "continue a Rotten Tomatoes snippet opening with positive sentiment"
 
+    def demonstration(self, example: Example) -> str | None:
+        """None: the reference is a whole snippet, fresh or rotten, not a positive continuation to imitate."""
+        return None
+
     def _build(self, split: str) -> Sequence[Example]:
         snippets = load_snippets()
         random.Random(SPLIT_SEED).shuffle(snippets)

@@ -1,0 +1,111 @@
+"""Supervised warm start: behaviour cloning of the task's demonstrations (its references).
+
+Each iteration draws ``batch_size`` train examples, lays each out as the env would (prompt left-padded
+into the first ``max_prompt_tokens`` columns, then the demonstration's tokens and EOS) and takes one
+gradient step on the mean negative log-likelihood of the demonstration tokens, scored with the same
+one-forward :meth:`agents.policy.LMPolicy.evaluate` the RL algorithms use. A checkpoint of this run is a
+starting point for them: ``--init-checkpoint RUN_DIR/checkpoint``.
+
+Tasks with demonstrations: Arithmetic, Reverse, Headline, Concepts, Dialogue and any ``TextGen-v0``
+whose prompts carry references (see :meth:`textgym.tasks.Task.demonstration`).
+
+Example:
+    >>> agent = SFT(model="tiny", env_id="TextGen-Reverse-v0", batch_size=4, tensorboard=False,
+    ...             progress=False, eval_every=0, run_dir=tempfile.mkdtemp())
+    >>> _ = agent.learn(total_timesteps=8)
+"""
+
+from __future__ import annotations
+
+import tempfile  # noqa: F401  (used by the docstring example)
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from agents.config import TrainConfig, option
+from agents.rollout import Rollout
+from agents.trainer import Scored, Trainer
+from textgym.core import prompt_row
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    kl_coef: float = option(0.0, "unused by SFT: no reference model is built")
+    learning_rate: float = option(1e-4, "Adam learning rate")
+
+
+class SFT(Trainer):
+    """Behaviour cloning on the task's demonstrations; shares the RL trainers' loop, checkpoints and eval."""
+
+    config_class: ClassVar[type[TrainConfig]] = SFTConfig
+    algo: ClassVar[str] = "sft"
+    needs_values: ClassVar[bool] = False
+
+    def __init__(self, config: SFTConfig | None = None, env: Any = None, policy: Any = None, **overrides: Any):
+        super().__init__(config, env, policy, **overrides)
+        if not self.fast_path:
+            raise ValueError("SFT reads the task's demonstrations through TextGenVectorEnv: use a textgym env id")
+        task = self.envs.setup.task
+        if task.demonstration(task.examples("train")[0]) is None:
+            raise ValueError(
+                f"SFT needs demonstrations, and task {task.name!r} ({self.config.env_id}) has none: "
+                "use an env whose examples carry references (Arithmetic, Reverse, Headline, Concepts, Dialogue)"
+            )
+
+    def demonstration_batch(self, iteration: int) -> Rollout:
+        """``batch_size`` train examples with their demonstrations, laid out as env observations."""
+        setup, batch_size = self.envs.setup, self.config.batch_size
+        examples = setup.task.examples("train")
+        indices = np.random.default_rng([self.config.seed, iteration]).integers(len(examples), size=batch_size)
+        chosen = [examples[i] for i in indices]
+        prompt_ids = setup.encode_many("train", indices.tolist(), chosen)
+        targets = [self._target_ids(setup.task.demonstration(e)) for e in chosen]
+        rows = [prompt_row(setup, ids) for ids in prompt_ids]
+        input_ids = torch.as_tensor(np.stack([r[0] for r in rows]))  # (B, P + N)
+        attention_mask = torch.as_tensor(np.stack([r[1] for r in rows]))
+        mask = torch.zeros(batch_size, setup.max_new_tokens)  # (B, N)
+        for row, target in enumerate(targets):
+            columns = slice(setup.max_prompt_tokens, setup.max_prompt_tokens + len(target))
+            input_ids[row, columns] = torch.as_tensor(target)
+            attention_mask[row, columns] = 1
+            mask[row, : len(target)] = 1
+        device = self.policy.device
+        return Rollout(
+            input_ids.to(device),
+            attention_mask.to(device),
+            mask.to(device),
+            torch.zeros_like(mask, device=device),
+            torch.zeros(batch_size, device=device),
+            [e.prompt for e in chosen],
+            [setup.task.demonstration(e) or "" for e in chosen],
+        )
+
+    def _target_ids(self, text: str | None) -> list[int]:
+        """The demonstration's tokens then EOS, cut to the token budget (EOS kept when it fits)."""
+        setup = self.envs.setup
+        ids = setup.tokenizer.encode(text or "", add_special_tokens=False)[: setup.max_new_tokens - 1]
+        return [*ids, setup.eos_token_id]
+
+    def train_iteration(self) -> dict[str, Any]:
+        """One gradient step on the demonstrations' mean token negative log-likelihood."""
+        start = time.perf_counter()
+        batch = self.demonstration_batch(self.iteration)
+        evaluation = self.evaluate_batch(batch)
+        nll = -(evaluation.logprobs * batch.mask).sum() / batch.mask.sum()
+        grad_norm = self.optimizer_step(nll, "negative log-likelihood")
+        self.iteration += 1
+        self.timesteps += batch.num_tokens
+        seconds = time.perf_counter() - start
+        return {
+            "losses/nll": nll.item(),
+            "losses/grad_norm": grad_norm,
+            "charts/tokens": batch.num_tokens,
+            "charts/tokens_per_s": batch.num_tokens / seconds,
+            "charts/episode_length": float(batch.mask.sum(1).mean()),
+        }
+
+    def update(self, batch: Rollout, scored: Scored, evaluation: Any = None) -> dict[str, float]:
+        raise NotImplementedError("SFT learns from demonstrations in train_iteration, not from scored rollouts")

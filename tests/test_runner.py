@@ -1,0 +1,64 @@
+"""Leaderboard runs end to end on the tiny model: every kind of row, warm starts, independent scorers."""
+
+from __future__ import annotations
+
+import pytest
+
+from leaderboards.runner import is_done, result_path, run_one
+from leaderboards.schema import load_result
+from leaderboards.suites import INDEPENDENT_SCORERS, WITH_DEMONSTRATIONS, RunSpec, suite
+
+TINY = {"model": "tiny", "batch_size": 4, "eval_episodes": 6, "lora_rank": 0, "learning_rate": 1e-3}
+AGENTS = {
+    "ppo": {"score_normalization": "batch", "minibatch_size": 2},
+    "sft": {"learning_rate": 1e-3, "kl_coef": 0.0},
+    "sft+ppo": {"sft_learning_rate": 1e-3, "minibatch_size": 2},
+    "zero-shot": {},
+    "sb3-ppo": {},
+}
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_each_kind_of_row_runs_end_to_end(agent, tmp_path):
+    spec = RunSpec(
+        "test", agent, "TextGen-Arithmetic-v1", 0, 0 if agent == "zero-shot" else 64, {**TINY, **AGENTS[agent]}
+    )
+    result = run_one(spec, tmp_path, "cpu")
+    assert is_done(spec, tmp_path) and load_result(result_path(spec, tmp_path)) == result
+    assert result["agent"]["name"] == agent and result["budget"]["eval_episodes"] == 6
+    quality = result["quality"]
+    assert quality["ref_perplexity"] > 1 and quality["kl_k3"] >= 0
+    assert len(quality["samples"]) == 3 and quality["samples"][0]["prompt"].endswith("=")
+    if agent == "zero-shot":
+        assert result["curve"] == [[0, quality["reward_mean"]]] and quality["kl_k3"] == 0
+        return
+    assert result["cost"]["generated_tokens"] >= 64
+    if agent == "sft":  # no sampled training batches: the held-out score at the end is the curve's one point
+        assert result["curve"] == [[result["cost"]["generated_tokens"], quality["reward_mean"]]]
+    else:
+        assert len(result["curve"]) >= 2
+    if agent == "sft+ppo":  # half the budget on demonstrations, then PPO from those weights
+        sft_tokens = int(result["budget"]["init"].removeprefix("sft:"))
+        assert 32 <= sft_tokens < 64 and result["curve"][0][0] > sft_tokens  # the RL curve starts after SFT
+
+
+def test_independent_scorers_score_the_same_completions(tmp_path):
+    spec = RunSpec("test", "zero-shot", "TextGen-Sentiment-v0", 0, 0, dict(TINY))
+    result = run_one(spec, tmp_path, "cpu")
+    assert set(result["quality"]["independent"]) == {"minilm_sentiment"}
+    assert -1 <= result["quality"]["independent"]["minilm_sentiment"] <= 1
+
+
+def test_suites_rank_on_200_held_out_prompts_and_skip_sft_without_demonstrations():
+    for name in ("quick", "full"):
+        runs = suite(name)
+        assert all(r.config["eval_episodes"] >= 200 for r in runs)
+        assert not [r for r in runs if r.agent.startswith("sft") and r.env_id not in WITH_DEMONSTRATIONS]
+        for env_id in {r.env_id for r in runs}:
+            seeds = {r.seed for r in runs if r.env_id == env_id and r.agent == "zero-shot"}
+            assert seeds == {0, 1, 2}
+    import textgym
+
+    assert {r.env_id for r in suite("full")} == set(textgym.ENV_IDS) - {"TextGen-v0"}
+    assert set(INDEPENDENT_SCORERS) <= set(textgym.ENV_IDS)
+    assert len({r.run_id for r in suite("full")}) == len(suite("full"))
