@@ -47,6 +47,7 @@ def main() -> None:
         eval_every=0,
         save_every=10,
         run_dir=args.run_dir,
+        overwrite=True,  # a benchmark starts afresh each time
         seed=args.seed,
         total_timesteps=10**9,
     )

@@ -204,7 +204,7 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
         "suite": spec.suite,
         "env": {"id": spec.env_id, "version": int(re.search(r"-v(\d+)$", spec.env_id).group(1))},
         "agent": {
-            "name": spec.agent,
+            "name": spec.name,
             "algo": ALGO_NAMES.get(spec.agent, trainer.algo),
             "config": spec.config,
         },

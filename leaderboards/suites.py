@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +54,17 @@ class RunSpec:
     seed: int
     budget_tokens: int
     config: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    variant: str = ""  # a sweep's settings, e.g. "learning_rate=3e-4": its own row and run id
+
+    @property
+    def name(self) -> str:
+        """The row's name on the page: the agent, with the variant when there is one."""
+        return f"{self.agent} [{self.variant}]" if self.variant else self.agent
 
     @property
     def run_id(self) -> str:
-        return f"{self.env_id}__{self.agent.replace('+', '-')}__seed{self.seed}"
+        variant = "".join(c if c.isalnum() or c in ".-" else "-" for c in self.variant)
+        return f"{self.env_id}__{self.agent.replace('+', '-')}{'--' + variant if variant else ''}__seed{self.seed}"
 
     @property
     def command(self) -> str:
@@ -87,7 +95,7 @@ QUICK_COMMON: dict[str, Any] = {
     "eval_episodes": EVAL_EPISODES,
 }
 # Per-algorithm settings: score normalisation as the tiny-model learning tests found it works best
-# (tests/test_agents.py); see docs/sweep.md for the sweep script that compares them on the real model.
+# (tests/test_agents.py); the `sweep` suite below compares the choices on the real model.
 QUICK_AGENTS: dict[str, dict[str, Any]] = {
     "reinforce": {"baseline": "leave_one_out", "samples_per_prompt": 4},
     "a2c": {"score_normalization": "batch"},
@@ -126,9 +134,32 @@ def _runs(name: str, envs: dict[str, int], agents: dict[str, dict[str, Any]], co
     return runs
 
 
+# The sweep behind the per-algorithm settings: each RL algorithm x each combination of the grid, 2 seeds, on the
+# cheapest quick env. Run it with `textgym leaderboard run --suite sweep --results benchmarks/results/sweep`,
+# then `textgym leaderboard render --results benchmarks/results/sweep --page docs/sweep.md`.
+SWEEP_ENVS = {"TextGen-Arithmetic-v1": 1024}
+SWEEP_AGENTS = ("reinforce", "a2c", "ppo", "trpo")
+SWEEP_GRID: dict[str, tuple[Any, ...]] = {"score_normalization": ("none", "batch"), "learning_rate": (3e-4, 1e-3)}
+
+
+def _sweep_runs(seeds: range) -> list[RunSpec]:
+    runs = []
+    for env_id, budget in SWEEP_ENVS.items():
+        for seed in seeds:
+            runs.append(RunSpec("sweep", ZERO_SHOT, env_id, seed, 0, dict(QUICK_COMMON)))
+            for agent in SWEEP_AGENTS:
+                for values in itertools.product(*SWEEP_GRID.values()):
+                    combo = dict(zip(SWEEP_GRID, values, strict=True))
+                    variant = ",".join(f"{k}={v}" for k, v in combo.items())
+                    config = {**QUICK_COMMON, **QUICK_AGENTS[agent], **combo}
+                    runs.append(RunSpec("sweep", agent, env_id, seed, budget, config, variant))
+    return runs
+
+
 SUITES = {
     "quick": lambda: _runs("quick", QUICK_ENVS, QUICK_AGENTS, QUICK_COMMON, range(3)),
     "full": lambda: _runs("full", FULL_ENVS, FULL_AGENTS, QUICK_COMMON, range(3)),
+    "sweep": lambda: _sweep_runs(range(2)),
 }
 
 

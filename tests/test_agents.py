@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import statistics
 
 import gymnasium as gym
 import pytest
@@ -43,21 +44,34 @@ def make(algo: str, tmp_path, **overrides):
     return make_trainer(algo, **{**settings, **overrides})
 
 
-@pytest.mark.parametrize(
-    ("algo", "iterations", "extra"),
-    [
-        ("reinforce", 10, {}),
-        ("a2c", 12, {}),
-        ("ppo", 10, {}),
-        ("trpo", 4, {"max_kl": 0.1, "cg_iters": 3}),
-    ],
-)
-def test_each_algorithm_raises_reward(algo, iterations, extra, tmp_path):
-    agent = make(algo, tmp_path, **extra)
-    before = agent.evaluate(48)["eval/score_mean"]
-    agent.learn(total_timesteps=16 * 6 * iterations)
-    after = agent.evaluate(48)["eval/score_mean"]
-    assert after > before + 0.04, (algo, before, after)
+# Iterations and settings per algorithm: score normalisation over the batch (or REINFORCE's leave-one-out
+# baseline) makes every one of them learn on every seed; without it PPO's gain ranged from +0.05 to +0.22.
+LEARNING = {
+    "reinforce": (10, {}),
+    "a2c": (12, {"score_normalization": "batch"}),
+    "ppo": (12, {"score_normalization": "batch"}),
+    "trpo": (8, {"max_kl": 0.1, "cg_iters": 3, "score_normalization": "batch"}),
+}
+LEARNING_SEEDS = (0, 1, 2)
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNING))
+def test_each_algorithm_raises_reward(algo, tmp_path):
+    """Held-out reward rises on every seed, and the mean gain stands clear of the seed-to-seed spread.
+
+    One seed's gain rests on one trajectory of float rounding, which differs between CPUs; so the claim is
+    made over three seeds (model initialisation, prompts and sampling all change with the seed): the mean
+    gain must beat the old bar (+0.04) and three standard errors of the mean over seeds.
+    """
+    iterations, extra = LEARNING[algo]
+    gains = []
+    for seed in LEARNING_SEEDS:
+        agent = make(algo, tmp_path / str(seed), seed=seed, **extra)
+        before = agent.evaluate(64)["eval/score_mean"]
+        agent.learn(total_timesteps=16 * 6 * iterations)
+        gains.append(agent.evaluate(64)["eval/score_mean"] - before)
+    mean, spread = statistics.mean(gains), statistics.stdev(gains)
+    assert min(gains) > 0 and mean > 0.04 and mean > 3 * spread / len(gains) ** 0.5, (algo, gains)
 
 
 def test_trpo_step_respects_the_trust_region(tmp_path):
@@ -193,7 +207,11 @@ def test_bad_input_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="TextGen spaces"):
         make("ppo", tmp_path, env_id="CartPole-v1", env_kwargs={})
     with pytest.raises(ValueError, match="leave_one_out needs samples_per_prompt"):
+        make("reinforce", tmp_path, samples_per_prompt=1)
+    with pytest.raises(ValueError, match=r"samples_per_prompt \(3\) must divide batch_size \(16\)"):
         make("reinforce", tmp_path, samples_per_prompt=3)
+    with pytest.raises(ValueError, match="score_normalization='group' compares samples of one prompt"):
+        make("ppo", tmp_path, score_normalization="group")
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

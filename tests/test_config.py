@@ -17,7 +17,7 @@ from leaderboards.suites import suite
 
 CONFIGS = [TrainConfig, ReinforceConfig, A2CConfig, PPOConfig, TRPOConfig]
 FREE_FIELDS = {"env_id", "env_kwargs", "model", "run_dir", "schedules", "init_checkpoint"}  # any of their type goes
-TINY_RUN = ["--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--batch-size", "4", "--total-timesteps", "8"]
+TINY_RUN = ["--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--total-timesteps", "8"]
 TINY_RUN += ["--no-tensorboard", "--no-progress", "--eval-every", "0", "--save-every", "0", "--kl-coef", "0"]
 
 # (config class, key, flag value, the error it must give): each of these trained something wrong or crashed
@@ -154,7 +154,7 @@ def test_schedules_stay_inside_their_fields_range(schedules, error):
 
 
 def test_leaderboard_suites_and_test_settings_stay_allowed():
-    for name in ("quick", "full"):
+    for name in ("quick", "full", "sweep"):
         for spec in suite(name):
             cls = trainer_class(spec.algo).config_class
             merge_config(cls(), {**spec.trainer_config, "seed": spec.seed, "total_timesteps": spec.budget_tokens})
@@ -177,7 +177,7 @@ def test_leaderboard_suites_and_test_settings_stay_allowed():
 def test_cli_train_reports_bad_values_in_one_line_with_exit_code_2(tmp_path, capsys, flags, error):
     from textgym.cli import main
 
-    assert main(["train", *TINY_RUN, "--run-dir", str(tmp_path), *flags]) == 2
+    assert main(["train", *TINY_RUN, "--batch-size", "4", "--run-dir", str(tmp_path), *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("textgym train: error: ")
@@ -189,7 +189,7 @@ def test_cli_train_rejects_a_yaml_bool_for_an_int(tmp_path, capsys):
 
     config = tmp_path / "config.yaml"
     config.write_text("batch_size: true\n")
-    assert main(["train", "--algo", "ppo", "--config", str(config)]) == 2
+    assert main(["train", "--algo", "a2c", "--config", str(config), *TINY_RUN, "--run-dir", str(tmp_path)]) == 2
     assert "config key 'batch_size' expects int, got True" in capsys.readouterr().err
 
 

@@ -62,3 +62,17 @@ def test_suites_rank_on_200_held_out_prompts_and_skip_sft_without_demonstrations
     assert {r.env_id for r in suite("full")} == set(textgym.ENV_IDS) - {"TextGen-v0"}
     assert set(INDEPENDENT_SCORERS) <= set(textgym.ENV_IDS)
     assert len({r.run_id for r in suite("full")}) == len(suite("full"))
+
+
+def test_the_sweep_gives_each_setting_its_own_row_and_a_safe_run_id():
+    from leaderboards.schema import check_name
+
+    runs = suite("sweep")
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert all(check_name(r.run_id, "run_id") for r in runs)
+    trained = [r for r in runs if r.agent != "zero-shot"]
+    assert {r.variant for r in trained} == {
+        f"score_normalization={n},learning_rate={lr}" for n in ("none", "batch") for lr in (3e-4, 1e-3)
+    }
+    assert all(r.config["learning_rate"] == float(r.variant.rsplit("=", 1)[1]) for r in trained)
+    assert trained[0].name == f"{trained[0].agent} [{trained[0].variant}]"

@@ -96,13 +96,14 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from leaderboards.schema import load_result, result_file, write_result
 
     results = Path(args.results) if args.results else runner.RESULTS
+    page = Path(args.page) if args.page else runner.ROOT / "README.md"
     if args.action == "run":
         runner.run_suite(args.suite, results, args.device, args.only, args.threads)
-        render(results)
-        print(f"results in {results}; tables in {runner.ROOT / 'README.md'}")
+        render(results, page)
+        print(f"results in {results}; tables in {page}")
     elif args.action == "render":
-        render(results)
-        print(f"wrote {runner.ROOT / 'README.md'} and plots")
+        render(results, page)
+        print(f"wrote {page} and its plots")
     else:
         if not args.file:
             raise ValueError("leaderboard submit needs the result FILE to validate")
@@ -142,10 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
     board.add_argument("--force", action="store_true", help="submit: replace an existing result of the same run")
-    board.add_argument("--suite", default="quick", help="quick (CPU-sized) or full")
+    board.add_argument("--suite", default="quick", help="quick (CPU-sized), full (every env) or sweep")
     board.add_argument("--only", default=None, help="run a single run id of the suite")
     board.add_argument("--device", default="auto")
     board.add_argument("--results", default=None, help="results folder (default: leaderboards/results)")
+    board.add_argument("--page", default=None, help="the markdown page to write (default: leaderboards/README.md)")
     board.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0 = torch's default)")
     return parser
 
