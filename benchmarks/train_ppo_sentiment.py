@@ -1,6 +1,7 @@
 """Train PPO on TextGen-Sentiment-v0 with the default SmolLM2 under a wall-clock budget; reward and KL before/after.
 
-Held-out mean reward and KL to the reference are measured on the same eval prompts and seeds before and after
+Held-out VADER reward, the independent MiniLM sentiment score of the same completions, KL to the reference (k3),
+perplexity under the reference and distinct-2 are measured on the same 200 eval prompts and seeds before and after
 training. On CPU the default budget is 15 minutes; on a GPU use bigger batches (``--batch-size 64``).
 
     python -m benchmarks.train_ppo_sentiment --minutes 15
@@ -17,6 +18,20 @@ import torch
 from agents.ppo import PPO
 from benchmarks.common import report
 
+SCORERS = ("minilm_sentiment",)  # an independent scorer: trained on VADER, checked by the MiniLM classifier
+
+
+def quality_row(when: str, quality: dict) -> dict:
+    """The figures that tell a real gain from reward hacking: own reward, independent score, KL, perplexity."""
+    return {
+        "when": when,
+        "vader_reward": quality["eval/score_mean"],
+        "minilm_sentiment": quality["eval/score/minilm_sentiment"],
+        "kl_k3": quality["eval/kl_k3"],
+        "ref_perplexity": quality["eval/ref_perplexity"],
+        "distinct_2": quality["eval/distinct_2"],
+    }
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,7 +42,8 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--kl-coef", type=float, default=0.05)
-    parser.add_argument("--eval-episodes", type=int, default=64)
+    parser.add_argument("--eval-episodes", type=int, default=200)
+    parser.add_argument("--score-normalization", default="batch", help="none, batch, group or leave_one_out")
     parser.add_argument("--run-dir", default="runs/bench_ppo_sentiment")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
@@ -43,6 +59,7 @@ def main() -> None:
         lora_rank=args.lora_rank,
         learning_rate=args.learning_rate,
         kl_coef=args.kl_coef,
+        score_normalization=args.score_normalization,
         eval_episodes=args.eval_episodes,
         eval_every=0,
         save_every=10,
@@ -51,7 +68,7 @@ def main() -> None:
         seed=args.seed,
         total_timesteps=10**9,
     )
-    before = agent.evaluate()
+    before = agent.evaluate(scorers=SCORERS)
     start = time.perf_counter()
     budget = args.minutes * 60
 
@@ -60,11 +77,8 @@ def main() -> None:
 
     agent.learn(callback=out_of_time)
     seconds = time.perf_counter() - start
-    after = agent.evaluate()
-    rows = [
-        {"when": "before", "eval_reward": before["eval/score_mean"], "eval_kl": before["eval/kl"]},
-        {"when": "after", "eval_reward": after["eval/score_mean"], "eval_kl": after["eval/kl"]},
-    ]
+    after = agent.evaluate(scorers=SCORERS)
+    rows = [quality_row("before", before), quality_row("after", after)]
     report(
         f"PPO on TextGen-Sentiment-v0 ({args.model}, LoRA r={args.lora_rank}, B={args.batch_size})",
         rows,
