@@ -27,6 +27,8 @@ from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agents.losses import SCORE_NORMALIZATIONS
+
 C = TypeVar("C", bound="TrainConfig")
 
 
@@ -149,7 +151,7 @@ class TrainConfig:
         "none",
         "how episode scores are normalised before the KL shaping: none, batch (whiten over the batch), group "
         "(whiten over each prompt's samples, as GRPO) or leave_one_out (minus the other samples' mean, as RLOO)",
-        choices=("none", "batch", "group", "leave_one_out"),
+        choices=SCORE_NORMALIZATIONS,
     )
     init_checkpoint: str | None = option(
         None, "start from the policy weights of this checkpoint (e.g. an SFT run's); same model and lora_rank"

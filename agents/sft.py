@@ -4,7 +4,7 @@ Each iteration draws ``batch_size`` train examples, lays each out as the env wou
 into the first ``max_prompt_tokens`` columns, then the demonstration's tokens and EOS) and takes one
 gradient step on the mean negative log-likelihood of the demonstration tokens, scored with the same
 one-forward :meth:`agents.policy.LMPolicy.evaluate` the RL algorithms use. A checkpoint of this run is a
-starting point for them: ``--init-checkpoint RUN_DIR/checkpoint``.
+starting point for them: ``--init-checkpoint RUN_DIR`` (its newest intact checkpoint).
 
 Tasks with demonstrations: Arithmetic, Reverse, Headline, Concepts, Dialogue and any ``TextGen-v0``
 whose prompts carry references (see :meth:`textgym.tasks.Task.demonstration`).
@@ -33,8 +33,8 @@ from textgym.core import prompt_row
 
 @dataclass
 class SFTConfig(TrainConfig):
-    kl_coef: float = option(0.0, "unused by SFT: no reference model is built")
-    learning_rate: float = option(1e-4, "Adam learning rate")
+    kl_coef: float = option(0.0, "must be 0: SFT has no KL penalty", low=0, high=0)
+    learning_rate: float = option(1e-4, "Adam learning rate", low=0, low_inclusive=False)
 
 
 class SFT(Trainer):
@@ -49,9 +49,10 @@ class SFT(Trainer):
         if not self.fast_path:
             raise ValueError("SFT reads the task's demonstrations through TextGenVectorEnv: use a textgym env id")
         task = self.envs.setup.task
-        if task.demonstration(task.examples("train")[0]) is None:
+        if any(task.demonstration(e) is None for e in task.examples("train")):
             raise ValueError(
-                f"SFT needs demonstrations, and task {task.name!r} ({self.config.env_id}) has none: "
+                f"SFT needs a demonstration for every train example, and task {task.name!r} "
+                f"({self.config.env_id}) lacks some: "
                 "use an env whose examples carry references (Arithmetic, Reverse, Headline, Concepts, Dialogue)"
             )
 

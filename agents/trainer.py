@@ -39,6 +39,7 @@ from agents.sampling import SamplingConfig, Schedule, config_at, sample
 from textgym.rewards.form import ngrams, words
 
 EVAL_SEED = 1_000_003
+SCORE_PREFIX = "eval/score/"  # evaluate()'s figures of the independent scorers: eval/score/<reward name>
 Callback = Callable[["Trainer", dict[str, Any]], bool | None]
 
 
@@ -480,7 +481,7 @@ class Trainer:
         examples = self.envs.setup.task.examples("eval")
         references = [list(examples[i % len(examples)].references) for i in range(n)]
         return {
-            f"eval/score/{name}": float(np.mean(make_reward(name)(prompts, completions, references=references)))
+            f"{SCORE_PREFIX}{name}": float(np.mean(make_reward(name)(prompts, completions, references=references)))
             for name in scorers
         }
 

@@ -19,6 +19,7 @@ import torch
 
 from agents import trainer_class
 from agents.logger import read_metrics
+from agents.trainer import SCORE_PREFIX
 from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, result_file, write_result
 from leaderboards.suites import COMMON_KEYS, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, RunSpec, suite
 
@@ -26,7 +27,6 @@ ROOT = Path(__file__).resolve().parent
 ALGO_NAMES = {ZERO_SHOT: ZERO_SHOT, SB3_PPO: "stable_baselines3.PPO"}
 RESULTS = ROOT / "results"
 SAMPLES = 3  # held-out samples kept in each result
-SCORE = "eval/score/"  # the prefix of the independent scorers' figures in Trainer.evaluate
 
 
 def result_path(spec: RunSpec, results_dir: Path = RESULTS) -> Path:
@@ -80,10 +80,10 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
         config = {k: v for k, v in config.items() if k in COMMON_KEYS} | {"baseline": "none", "samples_per_prompt": 1}
     run_dir = results_dir / spec.suite / "runs" / spec.run_id
     start = time.perf_counter()
-    rl_budget, warm_start = spec.budget_tokens, None
+    rl_budget, warm_start = spec.budget_tokens, 0
     if spec.agent == SFT_PPO:
         warm_start = _sft_warm_start(spec, spec.config["sft_learning_rate"], run_dir / "sft", device)
-        rl_budget -= warm_start.timesteps
+        rl_budget -= warm_start
         config["init_checkpoint"] = str(run_dir / "sft")
     sb3_agent = _sb3_ppo(spec, config, device) if spec.agent == SB3_PPO else None
     trainer = trainer_class(spec.algo)(
@@ -92,7 +92,7 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
         seed=spec.seed,
         device=device,
         total_timesteps=rl_budget,
-        run_dir=str(run_dir / "rl" if warm_start else run_dir),
+        run_dir=str(run_dir / "rl" if spec.agent == SFT_PPO else run_dir),
         eval_every=0,
         save_every=5,
         tensorboard=False,
@@ -108,20 +108,19 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
     if zero_shot or spec.agent == SFT:  # no sampled training batches: the held-out score is the one point
         curve = [[trainer.timesteps, quality["eval/score_mean"]]]
     elif spec.agent != SB3_PPO:
-        curve = _curve(Path(trainer.config.run_dir), offset=warm_start.timesteps if warm_start else 0)
-    if warm_start is not None:
-        trainer.timesteps += warm_start.timesteps
-        warm_start.close()
+        curve = _curve(Path(trainer.config.run_dir), offset=warm_start)
+    trainer.timesteps += warm_start
     result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device)
-    if warm_start is not None:
-        result["budget"]["init"] = f"sft:{warm_start.timesteps}"
+    if spec.agent == SFT_PPO:
+        result["budget"]["init"] = f"sft:{warm_start}"
     write_result(result, result_path(spec, results_dir))
     trainer.close()
     return result
 
 
-def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: str) -> Any:
-    """Half of ``spec``'s budget of supervised training on the task's demonstrations (resumed if interrupted)."""
+def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: str) -> int:
+    """Half of ``spec``'s budget of supervised training on the task's demonstrations (resumed if interrupted);
+    returns the tokens it trained on. Its trainer is closed (model freed, run folder unlocked) before PPO starts."""
     common = {k: v for k, v in spec.config.items() if k in COMMON_KEYS}
     sft = trainer_class(SFT)(
         **{**common, "learning_rate": learning_rate, "kl_coef": 0.0},
@@ -134,10 +133,13 @@ def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: 
         save_every=5,
         tensorboard=False,
     )
-    sft.resume()
-    if sft.timesteps < spec.budget_tokens // 2:
-        sft.learn(total_timesteps=spec.budget_tokens // 2)
-    return sft
+    try:
+        sft.resume()
+        if sft.timesteps < spec.budget_tokens // 2:
+            sft.learn(total_timesteps=spec.budget_tokens // 2)
+        return sft.timesteps
+    finally:
+        sft.close()
 
 
 def _sb3_ppo(spec: RunSpec, config: dict[str, Any], device: str) -> Any:
@@ -226,9 +228,7 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
             "distinct_1": quality["eval/distinct_1"],
             "distinct_2": quality["eval/distinct_2"],
             "kl_k3": quality["eval/kl_k3"],
-            "independent": {
-                k.removeprefix("eval/score/"): v for k, v in quality.items() if k.startswith("eval/score/")
-            },
+            "independent": {k.removeprefix(SCORE_PREFIX): v for k, v in quality.items() if k.startswith(SCORE_PREFIX)},
             "samples": quality["eval/sample_pairs"][:SAMPLES],
         },
         "cost": {

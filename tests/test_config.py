@@ -12,10 +12,11 @@ from agents.a2c import A2CConfig
 from agents.config import TrainConfig, merge_config
 from agents.ppo import PPOConfig
 from agents.reinforce import ReinforceConfig
+from agents.sft import SFTConfig
 from agents.trpo import TRPOConfig
 from leaderboards.suites import suite
 
-CONFIGS = [TrainConfig, ReinforceConfig, A2CConfig, PPOConfig, TRPOConfig]
+CONFIGS = [TrainConfig, ReinforceConfig, A2CConfig, PPOConfig, TRPOConfig, SFTConfig]
 FREE_FIELDS = {"env_id", "env_kwargs", "model", "run_dir", "schedules", "init_checkpoint"}  # any of their type goes
 TINY_RUN = ["--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--total-timesteps", "8"]
 TINY_RUN += ["--no-tensorboard", "--no-progress", "--eval-every", "0", "--save-every", "0", "--kl-coef", "0"]

@@ -57,5 +57,5 @@ def test_sft_lowers_the_demonstrations_negative_log_likelihood_on_every_seed(tmp
 
 
 def test_sft_needs_demonstrations(tmp_path):
-    with pytest.raises(ValueError, match="SFT needs demonstrations, and task 'sentiment'"):
+    with pytest.raises(ValueError, match="SFT needs a demonstration for every train example, and task 'sentiment'"):
         make_sft(tmp_path, env_id="TextGen-Sentiment-v0")

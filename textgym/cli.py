@@ -78,11 +78,13 @@ def _eval(args: argparse.Namespace) -> int:
             device=args.device,
             kl_coef=0.0,
             baseline="none",
+            samples_per_prompt=1,
             batch_size=min(args.episodes, 16),
             tensorboard=False,
             run_dir=args.run_dir,
         )
     metrics = trainer.evaluate(args.episodes)
+    metrics.pop("eval/sample_pairs")
     print(metrics.pop("eval/samples"))
     print(json.dumps(metrics, indent=2))
     return 0

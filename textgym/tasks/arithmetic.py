@@ -8,13 +8,15 @@ Difficulty presets set the operand range and the operators; ``few_shot`` puts th
     4+4=8
     6+2=
 
-SmolLM2-135M-Instruct, sampling at temperature 1 on 64 held-out problems: plain ``"a+b="`` with one-digit
-operands 11% right, with 3 solved examples first 39%; its chat template (``"What is a+b?"``) 0%.
+SmolLM2-135M-Instruct, sampling at temperature 1 on 64 problems of one-digit addition: plain ``"a+b="`` 11%
+right, with 3 solved examples first 39%, through its chat template (``"What is a+b?"``) 0%; one-digit sums and
+differences with 3 examples 9%. The leaderboard's zero-shot rows give the figure on the eval split.
 """
 
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Sequence
 
 from textgym.tasks.base import Example, Task
@@ -31,10 +33,21 @@ DIFFICULTIES: dict[str, tuple[int, str]] = {
 OPERATORS = "+-*"
 
 
+def split_of(question: str) -> str:
+    """The split a problem belongs to, fixed by its text: about one problem in four is held out for ``eval``.
+
+    Example:
+        >>> split_of("2+3="), split_of("4+9=")
+        ('train', 'eval')
+    """
+    return "eval" if zlib.crc32(question.encode()) % 4 == 0 else "train"
+
+
 class ArithmeticTask(Task):
     """Add, subtract or multiply two integers in ``[0, max_operand]``; the reward checks the first number written.
 
-    Splits are generated from fixed seeds (train: 10,000 problems, seed 1; eval: 500, seed 2).
+    Splits are drawn from fixed seeds (train: 10,000 problems, seed 1; eval: 500, seed 2), each from its own
+    problems: :func:`split_of` assigns every distinct problem to one split, so no eval problem is trained on.
 
     Args:
         difficulty: a preset of :data:`DIFFICULTIES` (operand range and operators).
@@ -52,7 +65,7 @@ class ArithmeticTask(Task):
     default_reward = "numeric_match"
     max_new_tokens = 8
     max_prompt_tokens = 16
-    description = "solve a+b= / a-b= with integers; 1 for the right number"
+    description = "solve a+b= / a-b= / a*b= with integers; 1 for the right number"
 
     def __init__(
         self,
@@ -75,7 +88,7 @@ class ArithmeticTask(Task):
         if isinstance(few_shot, bool) or not isinstance(few_shot, int) or not 0 <= few_shot <= 16:
             raise ValueError(f"few_shot must be an int in [0, 16], got {few_shot!r}")
         self.few_shot = few_shot
-        self.max_prompt_tokens = 16 + 8 * few_shot  # "a+b=c\n" is at most 8 SmolLM2 tokens at two digits
+        self.max_prompt_tokens = 16 + 12 * few_shot  # "12-57=-45\n" is 9 SmolLM2 tokens
 
     def problem(self, rng: random.Random) -> tuple[str, int]:
         """One ``("a+b=", answer)`` drawn from ``rng``."""
@@ -84,18 +97,27 @@ class ArithmeticTask(Task):
         return f"{a}{op}{b}=", a + b if op == "+" else a - b if op == "-" else a * b
 
     def preamble(self) -> str:
-        """The solved problems written before every question (empty without ``few_shot``)."""
+        """The solved problems written before every question (train problems only; empty without ``few_shot``)."""
         rng = random.Random(SHOT_SEED)
-        solved = [self.problem(rng) for _ in range(self.few_shot)]
+        solved = self.draw(rng, "train", self.few_shot)
         return "".join(f"{question}{answer}\n" for question, answer in solved)
+
+    def draw(self, rng: random.Random, split: str, n: int) -> list[tuple[str, int]]:
+        """``n`` problems of ``split``: a problem belongs to one split only (:func:`split_of`), so the eval
+        problems are never trained on, even where there are few distinct problems (100 one-digit sums)."""
+        drawn: list[tuple[str, int]] = []
+        while len(drawn) < n:
+            problem = self.problem(rng)
+            if split_of(problem[0]) == split:
+                drawn.append(problem)
+        return drawn
 
     def _build(self, split: str) -> Sequence[Example]:
         rng, preamble = random.Random(SPLIT_SEEDS[split]), self.preamble()
-        examples = []
-        for _ in range(SPLIT_SIZES[split]):
-            question, answer = self.problem(rng)
-            examples.append(Example(preamble + question, (str(answer),)))
-        return examples
+        return [
+            Example(preamble + question, (str(answer),))
+            for question, answer in self.draw(rng, split, SPLIT_SIZES[split])
+        ]
 
     def __repr__(self) -> str:
         return (
