@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -185,9 +186,24 @@ def write_checkpoint(state: dict[str, Any], path: str | Path, previous: str | Pa
         with atomic_path(path) as tmp:
             _write_tensors(tensors, tmp, metadata)
             if previous is not None and path.exists():
-                os.replace(path, previous)
+                _keep_as_previous(path, Path(previous))
     except (OSError, _safetensors_error()) as err:
         raise CheckpointWriteError(_write_failure(path, err)) from err
+
+
+def _keep_as_previous(path: Path, previous: Path) -> None:
+    """Make ``previous`` a second name of the current checkpoint (a hard link, else a copy), atomically.
+
+    ``path`` itself stays in place until the new file is renamed over it, so a failure anywhere before
+    that rename leaves the current checkpoint where it was.
+    """
+    staged = previous.with_name(f".{previous.name}.staged")
+    staged.unlink(missing_ok=True)
+    try:
+        os.link(path, staged)
+    except OSError:
+        shutil.copy2(path, staged)
+    os.replace(staged, previous)
 
 
 def _write_tensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:

@@ -548,17 +548,36 @@ class Trainer:
         """Restore weights, optimizer, counters and controllers from :meth:`state_dict`."""
         if state.get("algo") != self.algo:
             raise ValueError(f"checkpoint is for algo {state.get('algo')!r}, not {self.algo!r}")
-        _, unexpected = self.policy.load_state_dict(state["policy"], strict=False)
-        trainable = [k for k, p in self.policy.named_parameters() if p.requires_grad]
-        missing = [k for k in trainable if k not in state["policy"]]
-        if missing or unexpected:
-            raise ValueError(
-                f"checkpoint does not match the policy: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
+        problem = self._weights_mismatch(state["policy"], fresh_value_head=False)
+        if problem:
+            raise ValueError(f"checkpoint does not match the policy: {problem}")
+        self._copy_weights(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.kl_controller.load_state_dict(state["kl_controller"])
         self.iteration, self.timesteps = state["iteration"], state["timesteps"]
+        self._saved_iteration = self.iteration  # that checkpoint is on disk: finishing now need not rewrite it
         self.load_extra_state(state["extra"])
+
+    def _weights_mismatch(self, weights: dict[str, Tensor], fresh_value_head: bool) -> str:
+        """What keeps ``weights`` from loading into the policy (names and shapes), or ``""``; checked before
+        anything is copied, so a mismatch leaves the trainer as it was."""
+        own = dict(self.policy.named_parameters())
+        unknown = sorted(set(weights) - set(own))
+        missing = sorted(
+            k
+            for k, p in own.items()
+            if p.requires_grad and k not in weights and not (fresh_value_head and k.startswith("value_head."))
+        )
+        shapes = sorted(k for k in set(weights) & set(own) if tuple(weights[k].shape) != tuple(own[k].shape))
+        if unknown or missing or shapes:
+            return f"unexpected weights {unknown[:3]}, missing {missing[:3]}, other shapes {shapes[:3]}"
+        return ""
+
+    @torch.no_grad()
+    def _copy_weights(self, weights: dict[str, Tensor]) -> None:
+        own = dict(self.policy.named_parameters())
+        for name, value in weights.items():
+            own[name].copy_(value)
 
     def load_initial_weights(self, path: str | Path) -> None:
         """Start from the policy weights of another run's checkpoint (e.g. SFT's), whatever its algorithm.
@@ -569,18 +588,13 @@ class Trainer:
         reference stays the adapter-off base model.
         """
         state, source = _read_state(path)
-        weights = state["policy"]
-        own = dict(self.policy.named_parameters())
-        unknown = sorted(set(weights) - set(own))
-        missing = sorted(k for k, p in own.items() if p.requires_grad and k not in weights and "value_head" not in k)
-        if unknown or missing:
+        problem = self._weights_mismatch(state["policy"], fresh_value_head=True)
+        if problem:
             raise CheckpointError(
-                f"init checkpoint {str(source)!r} does not fit this policy (same model and lora_rank needed): "
-                f"unknown weights {unknown[:3]}, missing {missing[:3]}"
+                f"init checkpoint {str(source)!r} does not fit this policy (same model and lora_rank needed): {problem}"
             )
+        self._copy_weights(state["policy"])
         with torch.no_grad():
-            for name, value in weights.items():
-                own[name].copy_(value)
             reference = getattr(self.policy, "reference", None)
             if reference is not None and not self.policy.uses_lora:
                 reference.load_state_dict(self.policy.model.state_dict())

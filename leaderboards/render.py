@@ -320,14 +320,20 @@ def by_seed(runs: list[Result]) -> list[Result]:
 
 def load_all(results_dir: Path) -> list[Result]:
     """Every valid result under ``results_dir`` (recursively, skipping the runs' working folders)."""
-    return [load_result(p) for p in sorted(results_dir.rglob("*.json")) if "runs" not in p.parts]
+    paths = sorted(results_dir.rglob("*.json"))
+    return [load_result(p) for p in paths if "runs" not in p.relative_to(results_dir).parts]
 
 
 def group(results: list[Result]) -> dict[str, dict[str, list[Result]]]:
-    """env id -> agent name -> results (one per seed, ordered by seed)."""
+    """env id -> agent name -> results (one per seed, ordered by seed).
+
+    Results of several suites (different budgets) are never pooled: their sections are ``suite/env id``.
+    """
+    several_suites = len({r["suite"] for r in results}) > 1
     grouped: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        grouped[r["env"]["id"]][r["agent"]["name"]].append(r)
+        key = f"{r['suite']}/{r['env']['id']}" if several_suites else r["env"]["id"]
+        grouped[key][r["agent"]["name"]].append(r)
     return {env: {name: by_seed(runs) for name, runs in agents.items()} for env, agents in grouped.items()}
 
 

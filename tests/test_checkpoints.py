@@ -249,6 +249,29 @@ def test_unusable_run_dirs_and_a_full_disk_are_one_line_errors(tmp_path, monkeyp
     assert "no space left on the device" in err
 
 
+def test_a_failure_after_the_previous_checkpoint_is_kept_leaves_the_current_one_in_place(tmp_path, monkeypatch):
+    """The rename of the new file fails (e.g. an I/O error): the current checkpoint must still be there."""
+    import agents.checkpoint as checkpoint
+
+    path, previous = tmp_path / CHECKPOINT, tmp_path / "checkpoint.prev.safetensors"
+    checkpoint.write_checkpoint({"w": torch.ones(2)}, path, previous=previous)
+    checkpoint.write_checkpoint({"w": torch.full((2,), 2.0)}, path, previous=previous)
+    current = path.read_bytes()
+    real_replace = os.replace
+
+    def rename_fails_for_the_new_checkpoint(src, dst):
+        if Path(dst) == path:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", rename_fails_for_the_new_checkpoint)
+    with pytest.raises(CheckpointWriteError, match="previous checkpoint there is unchanged"):
+        checkpoint.write_checkpoint({"w": torch.full((2,), 3.0)}, path, previous=previous)
+    monkeypatch.undo()
+    assert path.read_bytes() == current and checkpoint.read_checkpoint(path)["w"].tolist() == [2.0, 2.0]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 CHILD = """
 from agents import make_trainer
 make_trainer("reinforce", **{settings!r}).learn()

@@ -255,3 +255,13 @@ def test_page_plots_and_samples(tmp_path):
 
 def test_render_doctests_run():
     assert doctest.testmod(render_module, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_results_of_two_suites_are_never_pooled(tmp_path):
+    from leaderboards.render import group
+    from leaderboards.schema import example_result
+
+    quick, full = example_result(), example_result()
+    full["suite"] = "full"
+    assert set(group([quick, full])) == {"quick/TextGen-Sentiment-v0", "full/TextGen-Sentiment-v0"}
+    assert set(group([quick])) == {"TextGen-Sentiment-v0"}

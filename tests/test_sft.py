@@ -59,3 +59,39 @@ def test_sft_lowers_the_demonstrations_negative_log_likelihood_on_every_seed(tmp
 def test_sft_needs_demonstrations(tmp_path):
     with pytest.raises(ValueError, match="SFT needs a demonstration for every train example, and task 'sentiment'"):
         make_sft(tmp_path, env_id="TextGen-Sentiment-v0")
+
+
+def test_an_rl_run_starts_from_the_sft_weights_and_keeps_them_as_its_reference(tmp_path):
+    sft = make_sft(tmp_path, model="tiny")
+    sft.learn(total_timesteps=8 * 12 * 2)
+    sft_weights = {k: p.detach().clone() for k, p in sft.policy.named_parameters()}
+    sft.close()
+    ppo = make_trainer(
+        "ppo",
+        model="tiny",
+        env_id="TextGen-Reverse-v0",
+        batch_size=4,
+        kl_coef=0.1,
+        init_checkpoint=str(tmp_path / "sft"),
+        tensorboard=False,
+        progress=False,
+        run_dir=str(tmp_path / "ppo"),
+    )
+    own = dict(ppo.policy.named_parameters())
+    assert all(torch.equal(own[k], v) for k, v in sft_weights.items())
+    assert any(k.startswith("value_head.") for k in own) and not any(k.startswith("value_head.") for k in sft_weights)
+    batch = ppo.collect_rollout(0)
+    args = (batch.input_ids, batch.attention_mask, batch.num_generated)
+    torch.testing.assert_close(ppo.policy.reference_logprobs(*args), ppo.policy.evaluate(*args).logprobs)
+    with pytest.raises(ValueError, match=r"does not fit this policy .* missing .*lora"):
+        make_trainer(
+            "ppo",
+            model="tiny",
+            env_id="TextGen-Reverse-v0",
+            batch_size=4,
+            lora_rank=4,
+            init_checkpoint=str(tmp_path / "sft"),
+            tensorboard=False,
+            progress=False,
+            run_dir=str(tmp_path / "lora"),
+        )
