@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from agents.checkpoint import read_latest
+from agents.logger import METRICS
 
 CHECKPOINT = "checkpoint.safetensors"
 PREVIOUS = "checkpoint.prev.safetensors"
 LEGACY = "checkpoint.pt"  # pickled checkpoints of earlier versions: never loaded (unpickling can run code)
-METRICS = "metrics.jsonl"
 LOCK = ".lock"
 TEMPORARY = (".checkpoint*.tmp", f".{METRICS}.*.tmp")  # left by atomic writes cut short
 RUN_FILES = (METRICS, CHECKPOINT, PREVIOUS, LEGACY, f"{CHECKPOINT}.damaged", "events.out.tfevents.*")

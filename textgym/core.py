@@ -392,3 +392,15 @@ def prompt_row(setup: EpisodeSetup, ids: Sequence[int]) -> tuple[np.ndarray, np.
     input_ids[start : setup.max_prompt_tokens] = ids
     mask[start : setup.max_prompt_tokens] = 1
     return input_ids, mask
+
+
+def why_reset(reward_failed: bool) -> str:
+    """Why an env refuses ``step()``: no ``reset()`` yet, or a reward error since the last one.
+
+    Example:
+        >>> why_reset(True)
+        'the reward raised in the last step(): call reset() after the reward error'
+    """
+    if reward_failed:
+        return "the reward raised in the last step(): call reset() after the reward error"
+    return "call reset() before step()"

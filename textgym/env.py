@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from textgym.core import PROMPT_CACHE_SIZE, build_setup, check_options, draw_examples, prompt_row
+from textgym.core import PROMPT_CACHE_SIZE, build_setup, check_options, draw_examples, prompt_row, why_reset
 from textgym.tasks import Task
 
 
@@ -136,7 +136,7 @@ class TextGenEnv(gym.Env):
 
     def step(self, action: Any):
         if not self._started:
-            raise ResetNeeded(self._why_reset())
+            raise ResetNeeded(why_reset(self._reward_failed))
         if self._done:
             raise ResetNeeded("the episode has ended (EOS or token budget): call reset() before step()")
         token = validate_action(action, self.setup.vocab_size)
@@ -149,12 +149,6 @@ class TextGenEnv(gym.Env):
         if self._done:
             reward = self._final_reward(info)
         return self._observation(), reward, self._done, False, info
-
-    def _why_reset(self) -> str:
-        """Why :meth:`step` is refused: no reset yet, or a reward error since the last one."""
-        if self._reward_failed:
-            return "the reward raised in the last step(): call reset() after the reward error"
-        return "call reset() before step()"
 
     def _final_reward(self, info: dict[str, Any]) -> float:
         """Score the finished episode into ``info``; if the reward raises, step() is refused until reset()."""

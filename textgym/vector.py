@@ -21,6 +21,7 @@ from textgym.core import (
     check_options,
     draw_examples,
     prompt_indices,
+    why_reset,
 )
 from textgym.draws import IndexStreams
 from textgym.tasks import Task
@@ -175,7 +176,7 @@ class TextGenVectorEnv(VectorEnv):
     def step(self, actions: torch.Tensor | np.ndarray | Sequence[int]):
         """Append one token per sub-env; returns tensors ``(obs, rewards, terminated, truncated, infos)``."""
         if not self._started:
-            raise RuntimeError(self._why_reset())
+            raise RuntimeError(why_reset(self._reward_failed))
         actions, any_eos = self._actions(actions)  # (B,) int64 in the state's array type, and whether any is EOS
         ops, num_envs = self._ops, self.num_envs
         rewards = ops.zeros(num_envs, "float32")
@@ -220,12 +221,6 @@ class TextGenVectorEnv(VectorEnv):
         return "\n".join(f"{p}\u2502{t}" for p, t in pairs if p is not None)
 
     # -- internals -------------------------------------------------------------------------------------
-
-    def _why_reset(self) -> str:
-        """Why :meth:`step` is refused: no reset yet, or a reward error since the last one."""
-        if self._reward_failed:
-            return "the reward raised in the last step(): call reset() after the reward error"
-        return "call reset() before step()"
 
     def _seed(self, seed: int | Sequence[int | None] | None) -> None:
         if seed is None:
