@@ -18,6 +18,8 @@ ENV_IDS: dict[str, dict[str, object]] = {
     "TextGen-Sentiment-v0": {"task": "sentiment"},
     "TextGen-Arithmetic-v0": {"task": "arithmetic"},
     "TextGen-Reverse-v0": {"task": "reverse"},
+    # v1: three solved puzzles first, the answer's first line scored (v0: ~1% zero-shot, v1: ~17%)
+    "TextGen-Reverse-v1": {"task": "reverse", "task_kwargs": {"few_shot": 3}, "reward_kwargs": {"first_line": True}},
     # v1: one-digit addition after three solved examples, which the default model can learn from (v0: ~1% zero-shot)
     "TextGen-Arithmetic-v1": {
         "task": "arithmetic",

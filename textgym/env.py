@@ -75,6 +75,9 @@ class TextGenEnv(gym.Env):
       ``few_shot=3``, 4 new tokens), which SmolLM2-135M-Instruct gets right about 20-40% of the time instead of
       v0's 1%; TextGen-Arithmetic-v0 keeps the bare two-digit ``"a+b="`` / ``"a-b="`` problems. Both now
       draw train and eval problems from disjoint sets (about a quarter of the distinct problems are eval's).
+    - TextGen-Reverse-v1: three solved puzzles before each (``few_shot=3``) and only the completion's first line
+      scored (``reward_kwargs={"first_line": True}``): SmolLM2-135M-Instruct scores 0.17 on 64 held-out puzzles
+      where v0 (no examples, the whole completion scored) gets 0.01.
 
     Example:
         >>> import gymnasium as gym, textgym

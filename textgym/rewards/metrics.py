@@ -56,20 +56,30 @@ class SequenceMatch:
 
     Normalised by the longer of the two, so extra or missing characters cost; 1.0 only for an exact match.
 
+    Args:
+        first_line: score only the completion's first line (the answer, in a few-shot prompt whose solved
+            examples are one a line: the model may go on to write the next example).
+
     Example:
         >>> SequenceMatch()(["r: a b c ->"], [" c b a"], references=[["c b a"]])
         [1.0]
         >>> SequenceMatch()(["r: a b c ->"], [" c x"], references=[["c b a"]])
         [0.3333333333333333]
+        >>> SequenceMatch(first_line=True)(["r: a b c ->"], [" c b a\\nr: d e ->"], references=[["c b a"]])
+        [1.0]
     """
 
     name = "sequence_match"
+
+    def __init__(self, first_line: bool = False) -> None:
+        self.first_line = first_line
 
     def __call__(self, prompts: list[str], completions: list[str], **info: Any) -> list[float]:
         refs = _references(info, len(completions))
         scores = []
         for completion, options in zip(completions, refs, strict=True):
-            got = completion.replace(" ", "").strip()
+            answer = completion.split("\n", 1)[0] if self.first_line else completion
+            got = answer.replace(" ", "").strip()
             best = 0.0
             for ref in options:
                 want = ref.replace(" ", "")
