@@ -42,14 +42,15 @@ def test_run_id_and_suite_must_be_plain_names(field, value):
 
 
 @pytest.mark.parametrize(
-    ("run_id", "suite"), [("../../../../escaped", "quick"), ("escaped", "/tmp"), ("escaped", "../..")]
+    ("run_id", "suite"), [("../../../../{name}", "quick"), ("{name}", "/tmp"), ("{name}", "../..")]
 )
 def test_submit_cannot_write_outside_the_results_folder(tmp_path, capsys, run_id, suite):
-    result = {**example_result(), "run_id": run_id, "suite": suite}
+    name = f"escaped-{tmp_path.name}"  # unique to this test run, so no earlier file can hide a new one
+    result = {**example_result(), "run_id": run_id.format(name=name), "suite": suite}
     assert _submit(tmp_path, result) == 2
     assert "must be a plain name" in capsys.readouterr().err
-    assert not (tmp_path.parent / "escaped.json").exists()
-    assert not Path("/tmp/escaped.json").exists()
+    assert not (tmp_path.parent / f"{name}.json").exists()
+    assert not Path(f"/tmp/{name}.json").exists()
     assert not (tmp_path / "results").exists()  # nothing written anywhere
 
 
