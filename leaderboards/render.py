@@ -569,7 +569,25 @@ def hardware_line(results: list[Result]) -> str:
     return (
         f"Hardware of these runs: {hw['device']}, {hw['threads']} threads, torch {hw['torch']}, transformers "
         f"{hw['transformers']}; model `{first['model']}`; code at {commits_text} (each result file names its own)."
+        f" {suite_time_line(results)}"
     )
+
+
+def suite_time_line(results: list[Result]) -> str:
+    """How long the results on the page took to produce: wall-clock summed over runs, per suite.
+
+    Example:
+        >>> suite_time_line([{"suite": "quick", "cost": {"wall_clock_s": 5400.0}}])
+        'Wall-clock of these results, summed over runs: quick 1.5 h (1 run).'
+    """
+    totals: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        totals[r["suite"]].append(r["cost"]["wall_clock_s"])
+    parts = [
+        f"{suite} {sum(times) / 3600:.1f} h ({len(times)} run{'s' if len(times) > 1 else ''})"
+        for suite, times in sorted(totals.items())
+    ]
+    return "Wall-clock of these results, summed over runs: " + ", ".join(parts) + "."
 
 
 def section(env_id: str, agents: dict[str, list[Result]], plots_dir: Path, page_dir: Path) -> str:
