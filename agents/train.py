@@ -52,11 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train, printing the final evaluation as JSON."""
     config, front = parse(list(sys.argv[1:] if argv is None else argv))
     trainer = trainer_class(front.algo)(config)
-    if front.resume and trainer.resume():
-        print(f"resuming {front.algo} from iteration {trainer.iteration} ({trainer.timesteps} tokens)", file=sys.stderr)
     try:
+        if front.resume and trainer.resume():
+            message = f"resuming {front.algo} from iteration {trainer.iteration} ({trainer.timesteps} tokens)"
+            print(message, file=sys.stderr)
         trainer.learn()
-        result = trainer.evaluate() if trainer.fast_path and config.eval_episodes else {}
+        result = trainer.evaluate() if trainer.fast_path else {}
     finally:
         trainer.close()
     print(json.dumps({"algo": front.algo, "env_id": config.env_id, "iteration": trainer.iteration, **result}))
