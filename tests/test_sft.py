@@ -61,22 +61,19 @@ def test_sft_needs_demonstrations(tmp_path):
         make_sft(tmp_path, env_id="TextGen-Sentiment-v0")
 
 
+def ppo_from_sft(tmp_path, name: str, **overrides):
+    """A tiny PPO run on Reverse that starts from the SFT run in ``tmp_path / "sft"``."""
+    settings = {"model": "tiny", "env_id": "TextGen-Reverse-v0", "batch_size": 4, "tensorboard": False}
+    settings |= {"progress": False, "init_checkpoint": str(tmp_path / "sft"), "run_dir": str(tmp_path / name)}
+    return make_trainer("ppo", **{**settings, **overrides})
+
+
 def test_an_rl_run_starts_from_the_sft_weights_and_keeps_them_as_its_reference(tmp_path):
     sft = make_sft(tmp_path, model="tiny")
     sft.learn(total_timesteps=8 * 12 * 2)
     sft_weights = {k: p.detach().clone() for k, p in sft.policy.named_parameters()}
     sft.close()
-    ppo = make_trainer(
-        "ppo",
-        model="tiny",
-        env_id="TextGen-Reverse-v0",
-        batch_size=4,
-        kl_coef=0.1,
-        init_checkpoint=str(tmp_path / "sft"),
-        tensorboard=False,
-        progress=False,
-        run_dir=str(tmp_path / "ppo"),
-    )
+    ppo = ppo_from_sft(tmp_path, "ppo", kl_coef=0.1)
     own = dict(ppo.policy.named_parameters())
     assert all(torch.equal(own[k], v) for k, v in sft_weights.items())
     assert any(k.startswith("value_head.") for k in own) and not any(k.startswith("value_head.") for k in sft_weights)
@@ -84,14 +81,4 @@ def test_an_rl_run_starts_from_the_sft_weights_and_keeps_them_as_its_reference(t
     args = (batch.input_ids, batch.attention_mask, batch.num_generated)
     torch.testing.assert_close(ppo.policy.reference_logprobs(*args), ppo.policy.evaluate(*args).logprobs)
     with pytest.raises(ValueError, match=r"does not fit this policy .* missing .*lora"):
-        make_trainer(
-            "ppo",
-            model="tiny",
-            env_id="TextGen-Reverse-v0",
-            batch_size=4,
-            lora_rank=4,
-            init_checkpoint=str(tmp_path / "sft"),
-            tensorboard=False,
-            progress=False,
-            run_dir=str(tmp_path / "lora"),
-        )
+        ppo_from_sft(tmp_path, "lora", lora_rank=4)
