@@ -153,12 +153,26 @@ class Trainer:
             return LMPolicy(model, **kwargs).to(self.device)
         return LMPolicy.from_pretrained(self.config.model, device=self.device, **kwargs)
 
+    @property
+    def tokenizer(self) -> Any:
+        """The env's tokenizer: ``env_kwargs['tokenizer']`` if given, else the model's own."""
+        setup = getattr(self.envs, "setup", None)
+        if setup is not None:
+            return setup.tokenizer
+        from textgym.models import load_tokenizer
+
+        chosen = self.config.env_kwargs.get("tokenizer", self._model_tokenizer())
+        return load_tokenizer(chosen) if isinstance(chosen, str) else chosen
+
+    def _model_tokenizer(self) -> str:
+        return "default" if self.config.model == "tiny" else self.config.model
+
     def _build_envs(self) -> gym.vector.VectorEnv:
         """textgym ids get the model's tokenizer and the fast vector env; other ids a ``SyncVectorEnv``."""
         spec = gym.spec(self.config.env_id)
         kwargs = dict(self.config.env_kwargs)
         if str(spec.entry_point).startswith("textgym."):
-            kwargs.setdefault("tokenizer", "default" if self.config.model == "tiny" else self.config.model)
+            kwargs.setdefault("tokenizer", self._model_tokenizer())
         mode = "vector_entry_point" if spec.vector_entry_point == "textgym.vector:TextGenVectorEnv" else "sync"
         if mode == "vector_entry_point":
             kwargs["device"] = self.device
@@ -543,6 +557,15 @@ class Trainer:
         path = Path(path)
         write_checkpoint(self.state_dict(), path)
         return path
+
+    def save_pretrained(
+        self, out_dir: str | Path, evaluation: dict[str, Any] | None = None, overwrite: bool = False
+    ) -> Path:
+        """Export the policy as a Hugging Face model folder (LoRA merged, tokenizer, model card); see
+        :func:`agents.export.export_pretrained`."""
+        from agents.export import export_pretrained
+
+        return export_pretrained(self, out_dir, evaluation, overwrite)
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore weights, optimizer, counters and controllers from :meth:`state_dict`."""

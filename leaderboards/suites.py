@@ -29,7 +29,7 @@ WARM_START_KEYS = {"sft_learning_rate"}  # settings of an sft+ppo row's SFT phas
 # Exact-match tasks (Arithmetic, Reverse) need none; envs missing here have no offline second scorer.
 INDEPENDENT_SCORERS: dict[str, tuple[str, ...]] = {
     "TextGen-Sentiment-v0": ("minilm_sentiment",),  # trained on VADER, checked by the MiniLM classifier
-    "TextGen-Sentiment-v1": ("vader",),  # and the other way round
+    "TextGen-SentimentClassifier-v0": ("vader",),  # and the other way round
     "TextGen-Headline-v0": ("rougeL",),  # trained on chrF
     "TextGen-Detox-v0": ("vader",),  # non-offensive should not mean hostile in other words
 }
@@ -112,7 +112,7 @@ QUICK_ENVS = {"TextGen-Sentiment-v0": 6144, "TextGen-Reverse-v1": 3072, "TextGen
 # The full suite: every registered env. Slow envs get smaller budgets (their cost per token is in the table).
 FULL_ENVS = {
     "TextGen-Sentiment-v0": 6144,
-    "TextGen-Sentiment-v1": 6144,
+    "TextGen-SentimentClassifier-v0": 6144,
     "TextGen-Reverse-v0": 3072,
     "TextGen-Reverse-v1": 3072,
     "TextGen-Arithmetic-v0": 2048,

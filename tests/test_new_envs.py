@@ -1,4 +1,4 @@
-"""The new envs: Sentiment-v1, Headline, Concepts, Detox, Dialogue (fixed splits, rewards of known texts)."""
+"""The new envs: SentimentClassifier-v0, Headline, Concepts, Detox, Dialogue (fixed splits, rewards of known texts)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textgym
 from textgym.tasks import make_task
 
 NEW_IDS = [
-    "TextGen-Sentiment-v1",
+    "TextGen-SentimentClassifier-v0",
     "TextGen-Headline-v0",
     "TextGen-Concepts-v0",
     "TextGen-Detox-v0",
@@ -31,7 +31,7 @@ def write(env, tokenizer, text: str, **options):
 def test_new_ids_are_registered_with_their_tasks():
     assert set(NEW_IDS) <= set(textgym.ENV_IDS)
     assert gym.spec("TextGen-Sentiment-v0").kwargs.get("reward") is None  # v0 keeps VADER
-    assert gym.spec("TextGen-Sentiment-v1").kwargs["reward"] == "minilm_sentiment"
+    assert gym.spec("TextGen-SentimentClassifier-v0").kwargs["reward"] == "minilm_sentiment"
 
 
 @pytest.mark.parametrize("name", ["headline", "concepts", "detox", "dialogue"])
@@ -43,12 +43,21 @@ def test_new_task_splits_are_fixed_and_disjoint(name):
     assert make_task(name).examples("eval")[:5] == held[:5]
 
 
-def test_sentiment_v1_uses_the_trained_classifier(tokenizer):
-    env = gym.make("TextGen-Sentiment-v1", max_new_tokens=16)
+def test_sentiment_classifier_env_uses_the_trained_classifier(tokenizer):
+    env = gym.make("TextGen-SentimentClassifier-v0", max_new_tokens=16)
     good, info = write(env, tokenizer, " a moving, beautifully acted triumph.")
     bad, _ = write(env, tokenizer, " a tedious, clumsy mess.")
     assert good > 0 > bad and set(info["reward_breakdown"]) == {"reward/minilm_sentiment"}
     assert gym.make("TextGen-Sentiment-v0").unwrapped.setup.reward_key == "reward/vader"
+
+
+def test_the_readme_headline_env_makes_without_warnings():
+    """No "out of date, upgrade to v1" for the README's first env: the classifier variant has its own id."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym.make("TextGen-Sentiment-v0").close()
 
 
 def test_headline_reward_is_one_for_the_real_headline(tokenizer):

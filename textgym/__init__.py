@@ -26,8 +26,9 @@ ENV_IDS: dict[str, dict[str, object]] = {
         "task_kwargs": {"difficulty": "easy", "few_shot": 3},
         "max_new_tokens": 4,
     },
-    # v1: the project-trained MiniLM sentiment classifier replaces VADER (v0 keeps VADER)
-    "TextGen-Sentiment-v1": {"task": "sentiment", "reward": "minilm_sentiment"},
+    # Sentiment scored by the project-trained MiniLM classifier instead of VADER (its own id: a variant, not a
+    # newer version of TextGen-Sentiment-v0, so gym.make of that one does not warn "out of date")
+    "TextGen-SentimentClassifier-v0": {"task": "sentiment", "reward": "minilm_sentiment"},
     "TextGen-Headline-v0": {"task": "headline"},
     "TextGen-Concepts-v0": {"task": "concepts"},
     "TextGen-Detox-v0": {"task": "detox"},

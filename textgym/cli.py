@@ -1,10 +1,11 @@
-"""The ``textgym`` command: ``envs``, ``rollout``, ``train``, ``eval``, ``leaderboard``.
+"""The ``textgym`` command: ``envs``, ``rollout``, ``train``, ``eval``, ``export``, ``leaderboard``.
 
 Example:
     $ textgym envs
     $ textgym rollout --env TextGen-Sentiment-v0 --n 8
     $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000
     $ textgym eval --checkpoint runs/textgym
+    $ textgym export runs/textgym exported/ppo-sentiment
     $ textgym leaderboard run --suite quick
 """
 
@@ -90,6 +91,17 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from agents.export import export_pretrained
+    from agents.trainer import load_trainer
+
+    trainer = load_trainer(args.checkpoint, progress=False, tensorboard=False, device=args.device)
+    evaluation = trainer.evaluate(args.eval_episodes) if args.eval_episodes else None
+    folder = export_pretrained(trainer, args.out_dir, evaluation, overwrite=args.force)
+    print(f"exported {trainer.algo} policy ({trainer.timesteps} tokens trained) to {folder}")
+    return 0
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -141,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--episodes", type=int, default=64, help="held-out prompts to evaluate")
     ev.add_argument("--run-dir", default="runs/eval", help="scratch folder (without --checkpoint)")
+    export = sub.add_parser("export", help="write a checkpoint's policy as a Hugging Face model folder")
+    export.add_argument("checkpoint", help="a run folder or a checkpoint file written by `textgym train`")
+    export.add_argument("out_dir", help="the model folder to create (LoRA merged, tokenizer, model card)")
+    export.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=0,
+        help="evaluate first on N held-out prompts for the card (default 0: use the run's last logged evaluation)",
+    )
+    export.add_argument("--device", default="cpu", help="where to load the policy (default: cpu)")
+    export.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
@@ -160,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    handlers = {"envs": _envs, "rollout": _rollout, "eval": _eval, "leaderboard": _leaderboard}
+    handlers = {"envs": _envs, "rollout": _rollout, "eval": _eval, "export": _export, "leaderboard": _leaderboard}
     try:
         if command == "train":  # its flags depend on --algo: parsed by agents.train
             from agents.train import main as train_main

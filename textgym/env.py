@@ -69,8 +69,9 @@ class TextGenEnv(gym.Env):
 
     ## Version History
     - v0: initial release.
-    - TextGen-Sentiment-v1: the reward is the project-trained MiniLM sentiment classifier (``minilm_sentiment``,
-      ``2p - 1`` in [-1, 1], 75.5% held-out accuracy); TextGen-Sentiment-v0 keeps VADER.
+    - TextGen-SentimentClassifier-v0 (called TextGen-Sentiment-v1 until 2026-12): the reward is the
+      project-trained MiniLM sentiment classifier (``minilm_sentiment``, ``2p - 1`` in [-1, 1], 75.5% held-out
+      accuracy); TextGen-Sentiment-v0 keeps VADER. A variant with its own id, not a newer version.
     - TextGen-Arithmetic-v1: one-digit addition after three solved examples (``difficulty="easy"``,
       ``few_shot=3``, 4 new tokens), which SmolLM2-135M-Instruct gets right about 20-40% of the time instead of
       v0's 1%; TextGen-Arithmetic-v0 keeps the bare two-digit ``"a+b="`` / ``"a-b="`` problems. Both now

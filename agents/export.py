@@ -1,0 +1,167 @@
+"""Export a trained policy as a plain Hugging Face model folder: weights, tokenizer, chat template, model card.
+
+The folder loads with ``transformers.AutoModelForCausalLM.from_pretrained(folder)``, works in
+``pipeline("text-generation", folder)`` and as ``textgym rollout --model folder``: a LoRA adapter is merged
+into the base weights first (the trainer's own policy is left as it was). Beside the model it holds
+
+- ``value_head.safetensors``: the critic (A2C, PPO, TRPO), for whoever wants to continue from it;
+- ``textgym.json``: algorithm, env, reward, generated tokens trained and the held-out figures;
+- ``README.md``: a model card with the same facts.
+
+The folder is written under a temporary name beside ``out_dir`` and renamed into place, so an interrupted
+export never leaves a half-written model.
+
+Example:
+    >>> import tempfile
+    >>> from agents import make_trainer
+    >>> trainer = make_trainer("reinforce", model="tiny", env_id="TextGen-Reverse-v0", batch_size=4,
+    ...                        kl_coef=0.0, progress=False, tensorboard=False, run_dir=tempfile.mkdtemp())
+    >>> folder = export_pretrained(trainer, tempfile.mkdtemp() + "/model")
+    >>> sorted(p.name for p in folder.iterdir())[:3]
+    ['README.md', 'chat_template.jinja', 'config.json']
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.trainer import Trainer
+
+EXPORT_INFO = "textgym.json"
+VALUE_HEAD = "value_head.safetensors"
+# What "default" stands for on a model card (the embedded GGUF build of this hub model, dequantized).
+DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def export_pretrained(
+    trainer: Trainer, out_dir: str | Path, evaluation: dict[str, Any] | None = None, overwrite: bool = False
+) -> Path:
+    """Write ``trainer``'s policy to ``out_dir`` as a Hugging Face model folder (see the module docstring).
+
+    Args:
+        trainer: a trained (or loaded, see :func:`agents.trainer.load_trainer`) trainer.
+        out_dir: the folder to create.
+        evaluation: held-out figures for the card (``Trainer.evaluate()``'s ``eval/...`` keys); default: the
+            last evaluation logged in the trainer's run folder, if any.
+        overwrite: replace an existing ``out_dir``.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and ``overwrite`` is not set.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"export folder {str(out_dir)!r} already exists: pass overwrite=True (--force)")
+    figures = _plain_figures(evaluation if evaluation is not None else last_logged_evaluation(trainer.config.run_dir))
+    info = export_info(trainer, figures)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        merged_model(trainer).save_pretrained(tmp)
+        trainer.tokenizer.save_pretrained(tmp)
+        head = trainer.policy.value_head
+        if head is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / VALUE_HEAD)
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(info), encoding="utf-8")
+        _replace_folder(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def merged_model(trainer: Trainer) -> Any:
+    """The policy's causal LM with any LoRA adapter merged in: a copy, so training can go on unchanged."""
+    model = trainer.policy.model
+    if not trainer.policy.uses_lora:
+        return model
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def export_info(trainer: Trainer, evaluation: dict[str, float]) -> dict[str, Any]:
+    """The facts the model card states: what was trained, on what, how long, and how well it does."""
+    config = trainer.config
+    model = DEFAULT_BASE_MODEL if config.model == "default" else config.model
+    return {
+        "library": "textgym",
+        "algo": trainer.algo,
+        "env_id": config.env_id,
+        "reward": trainer.envs.setup.reward_key.removeprefix("reward/") if trainer.fast_path else None,
+        "base_model": model,
+        "lora_rank": config.lora_rank,
+        "generated_tokens_trained": trainer.timesteps,
+        "iterations": trainer.iteration,
+        "seed": config.seed,
+        "evaluation": evaluation,
+    }
+
+
+def model_card(info: dict[str, Any]) -> str:
+    """A Hugging Face model card (YAML front matter, then Markdown) for :func:`export_info`'s facts."""
+    front = ["---", "library_name: transformers", "pipeline_tag: text-generation"]
+    if "/" in str(info["base_model"]) and not Path(str(info["base_model"])).exists():
+        front.append(f"base_model: {info['base_model']}")
+    front += ["tags:", "- textgym", "- reinforcement-learning", f"- {info['algo']}", "---", ""]
+    lora = f" (LoRA rank {info['lora_rank']}, merged)" if info["lora_rank"] else ""
+    lines = [
+        f"# {info['algo'].upper()} on {info['env_id']}",
+        "",
+        f"Trained with textgym's {info['algo']} on `{info['env_id']}` with reward `{info['reward']}`, from "
+        f"`{info['base_model']}`{lora}: {info['generated_tokens_trained']} generated tokens in "
+        f"{info['iterations']} iterations, seed {info['seed']}.",
+        "",
+    ]
+    if info["evaluation"]:
+        lines += ["## Held-out evaluation", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {name} | {value:.4g} |" for name, value in info["evaluation"].items()]
+        lines.append("")
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "generate = pipeline('text-generation', 'path/to/this/folder')",
+        "```",
+        "",
+        "or `textgym rollout --model path/to/this/folder --env " + info["env_id"] + "`.",
+        "",
+    ]
+    return "\n".join(front + lines)
+
+
+def last_logged_evaluation(run_dir: str | Path) -> dict[str, Any]:
+    """The ``eval/`` figures of the last record of a run's metrics that has them; ``{}`` when none."""
+    from agents.logger import read_metrics
+
+    if not (Path(run_dir) / "metrics.jsonl").exists():
+        return {}
+    for record in reversed(read_metrics(run_dir)):
+        figures = {k: v for k, v in record.items() if k.startswith("eval/")}
+        if figures:
+            return figures
+    return {}
+
+
+def _plain_figures(evaluation: dict[str, Any]) -> dict[str, float]:
+    """The numeric figures of an evaluation (samples and sample pairs left out)."""
+    return {k: float(v) for k, v in evaluation.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside first and deleted after."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
