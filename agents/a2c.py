@@ -15,7 +15,7 @@ import tempfile  # noqa: F401  (used by the docstring example)
 from dataclasses import dataclass
 from typing import ClassVar
 
-from agents.config import TrainConfig, option
+from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, reinforce_loss, value_loss
 from agents.policy import Evaluation
 from agents.rollout import Rollout
@@ -24,6 +24,7 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class A2CConfig(TrainConfig):
+    score_normalization: str = score_normalization_option("batch")  # chosen by the sweep suite (docs/sweep.md)
     gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1)
     vf_coef: float = option(0.5, "value loss weight", low=0)
     normalize_advantage: bool = option(True, "whiten advantages over the batch")

@@ -23,7 +23,7 @@ import dataclasses
 import math
 import numbers
 import re
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +100,16 @@ def option(
     return field(default=default, metadata=metadata)
 
 
+def score_normalization_option(default: str) -> Any:
+    """The ``score_normalization`` field, whose default differs per algorithm."""
+    return option(
+        default,
+        "how episode scores are normalised before the KL shaping: none, batch (whiten over the batch), group "
+        "(whiten over each prompt's samples, as GRPO) or leave_one_out (minus the other samples' mean, as RLOO)",
+        choices=SCORE_NORMALIZATIONS,
+    )
+
+
 @dataclass
 class TrainConfig:
     """Fields every algorithm shares: env, model, budget, exploration, KL, logging, checkpoints.
@@ -119,11 +129,16 @@ class TrainConfig:
     seed: int = option(0, "seed for prompts, sampling and initialisation", low=0, high=2**32 - 1)
     total_timesteps: int = option(4096, "generated tokens to train on (SB3's env steps; 0 = evaluate only)", low=0)
     batch_size: int = option(16, "episodes per rollout (the number of parallel envs)", low=1)
-    learning_rate: float = option(1e-5, "Adam learning rate", low=0, low_inclusive=False)
+    learning_rate: float = option(
+        3e-4,
+        "Adam learning rate (3e-4 suits the default LoRA adapter; ~1e-5 for full fine-tuning)",
+        low=0,
+        low_inclusive=False,
+    )
     max_grad_norm: float = option(1.0, "gradient clipping norm", low=0, low_inclusive=False)
     gamma: float = option(1.0, "discount over generated tokens", low=0, high=1)
     lora_rank: int = option(
-        0, "train a LoRA adapter of this rank (0 = all weights); the reference is the adapter-off base", low=0
+        8, "train a LoRA adapter of this rank (0 = all weights); the reference is the adapter-off base", low=0
     )
     temperature: float = option(
         1.0, "sampling temperature (also used for the learning log-probs)", low=0, low_inclusive=False
@@ -147,12 +162,7 @@ class TrainConfig:
     samples_per_prompt: int = option(
         1, "samples of each train prompt per batch, in consecutive envs (group normalizations need >= 2)", low=1
     )
-    score_normalization: str = option(
-        "none",
-        "how episode scores are normalised before the KL shaping: none, batch (whiten over the batch), group "
-        "(whiten over each prompt's samples, as GRPO) or leave_one_out (minus the other samples' mean, as RLOO)",
-        choices=SCORE_NORMALIZATIONS,
-    )
+    score_normalization: str = score_normalization_option("none")
     init_checkpoint: str | None = option(
         None, "start from the policy weights of this checkpoint (e.g. an SFT run's); same model and lora_rank"
     )
@@ -341,24 +351,34 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+FLAG_ALIASES = {"env_id": ("--env",)}  # short spellings of a field's flag
+
+
 def field_help(f: Field) -> str:
-    """A field's CLI help with the values it allows, e.g. ``'discount over generated tokens (in [0, 1])'``."""
+    """A field's CLI help with its default and the values it allows.
+
+    Example:
+        >>> from agents.ppo import PPOConfig
+        >>> field_help(next(f for f in fields(PPOConfig) if f.name == "gamma"))
+        'discount over generated tokens (default: 1.0; in [0, 1])'
+    """
     allowed = f.metadata.get("allowed", Allowed()).describe()
-    text = f.metadata.get("help", "")
-    return f"{text} ({allowed})" if allowed else text
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    notes = [f"default: {default}"] + ([allowed] if allowed else [])
+    return f"{f.metadata.get('help', '')} ({'; '.join(notes)})".replace("%", "%%")  # argparse formats help with %
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None:
     """One ``--flag`` per field (``--learning-rate``); values stay strings until :func:`merge_config`."""
     for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + f.name.replace("_", "-"), *FLAG_ALIASES.get(f.name, ())]
         if str(f.type) == "bool":
             parser.add_argument(
-                flag,
+                *flags,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
                 help=field_help(f),
             )
         else:
-            parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=field_help(f))
+            parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, help=field_help(f))

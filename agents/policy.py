@@ -102,9 +102,11 @@ class LMPolicy(nn.Module):
         name_or_path: str = "default",
         device: str | None = None,
         dtype: torch.dtype | None = None,
+        seed: int = 0,
         **kwargs: Any,
     ) -> LMPolicy:
-        """Load the LM by HF id, path or ``"default"``; bf16 on CUDA and float32 on CPU unless ``dtype`` is given.
+        """Load the LM by HF id, path, ``"default"`` or ``"tiny"`` (initialised from ``seed``); bf16 on CUDA and
+        float32 on CPU unless ``dtype`` is given.
 
         Example:
             >>> policy = LMPolicy.from_pretrained("default", value_head=False, reference=False)  # doctest: +SKIP
@@ -113,7 +115,7 @@ class LMPolicy(nn.Module):
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
-        policy = cls(load_causal_lm(name_or_path, dtype=dtype, device=device), **kwargs)
+        policy = cls(load_causal_lm(name_or_path, dtype=dtype, device=device, seed=seed), **kwargs)
         return policy.to(device)
 
     def train(self, mode: bool = True) -> LMPolicy:

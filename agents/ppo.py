@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import torch
 
-from agents.config import TrainConfig, option
+from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, ppo_policy_loss, value_loss
 from agents.policy import Evaluation
 from agents.rollout import Rollout
@@ -29,6 +29,7 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class PPOConfig(TrainConfig):
+    score_normalization: str = score_normalization_option("batch")  # chosen by the sweep suite (docs/sweep.md)
     n_epochs: int = option(2, "passes over each batch", low=1)
     minibatch_size: int = option(8, "episodes per gradient step", low=1)
     clip_range: float = option(0.2, "policy ratio clip", low=0, low_inclusive=False)

@@ -200,13 +200,10 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         """SB3 calls this from its constructor; the LM and the optimizer are built once its settings are known."""
 
     def _build_lm(self) -> LMPolicy:
-        from textgym.models import load_causal_lm, load_tokenizer, tiny_causal_lm
+        from textgym.models import load_causal_lm
 
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.dtype]
-        if self.model_name == "tiny":
-            lm = tiny_causal_lm(len(load_tokenizer("default")), seed=self.seed).to(dtype)
-        else:
-            lm = load_causal_lm(self.model_name, dtype=dtype, device="cpu")
+        lm = load_causal_lm(self.model_name, dtype=dtype, device="cpu", seed=self.seed)
         kwargs = {"value_head": self.use_value_head, "reference": self.use_reference}
         return LMPolicy(lm, lora_rank=self.lora_rank, lora_alpha=self.lora_alpha, **kwargs)
 

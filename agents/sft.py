@@ -34,7 +34,12 @@ from textgym.core import prompt_row
 @dataclass
 class SFTConfig(TrainConfig):
     kl_coef: float = option(0.0, "must be 0: SFT has no KL penalty", low=0, high=0)
-    learning_rate: float = option(1e-4, "Adam learning rate", low=0, low_inclusive=False)
+    learning_rate: float = option(
+        1e-3,
+        "Adam learning rate (1e-3 suits the default LoRA adapter; ~1e-5 for full fine-tuning)",
+        low=0,
+        low_inclusive=False,
+    )
 
 
 class SFT(Trainer):

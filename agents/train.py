@@ -2,7 +2,7 @@
 
 Example:
     $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000 --run-dir runs/ppo
-    $ textgym train --algo ppo --config configs/ppo_sentiment.yaml --resume
+    $ textgym train --algo ppo --config configs/ppo.yaml --resume
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ def _front_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgym train", add_help=False)
     parser.add_argument("--algo", default="ppo", help=f"one of {sorted(ALGOS)}")
     parser.add_argument("--config", default=None, help="YAML file of config keys (flags override it)")
-    parser.add_argument("--env", dest="env_id", default=argparse.SUPPRESS, help="registered env id")
     parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in RUN_DIR from its newest intact checkpoint (start it when there is none)",
     )
-    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("-h", "--help", action="store_true", help="show the flags of --algo (default ppo) and exit")
     return parser
 
 
@@ -35,9 +34,7 @@ def parse(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
     """Parse ``argv`` into (the algo's config, the front options). Unknown flags and keys are errors."""
     front, _ = _front_parser().parse_known_args(argv)
     cls = trainer_class(front.algo)
-    parser = argparse.ArgumentParser(
-        prog=f"textgym train --algo {front.algo}", parents=[_front_parser()], add_help=False
-    )
+    parser = argparse.ArgumentParser(prog="textgym train", parents=[_front_parser()], add_help=False)
     add_config_arguments(parser, cls.config_class)
     if front.help:
         parser.print_help()

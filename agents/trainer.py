@@ -146,12 +146,7 @@ class Trainer:
         # under LoRA the reference (the adapter-off base) costs nothing: keep it, so evaluations report the KL
         reference = self.uses_reference or self.config.lora_rank > 0
         kwargs = {"value_head": self.needs_values, "reference": reference, "lora_rank": self.config.lora_rank}
-        if self.config.model == "tiny":
-            from textgym.models import load_tokenizer, tiny_causal_lm
-
-            model = tiny_causal_lm(len(load_tokenizer("default")), seed=self.config.seed)
-            return LMPolicy(model, **kwargs).to(self.device)
-        return LMPolicy.from_pretrained(self.config.model, device=self.device, **kwargs)
+        return LMPolicy.from_pretrained(self.config.model, device=self.device, seed=self.config.seed, **kwargs)
 
     @property
     def tokenizer(self) -> Any:
@@ -161,18 +156,15 @@ class Trainer:
             return setup.tokenizer
         from textgym.models import load_tokenizer
 
-        chosen = self.config.env_kwargs.get("tokenizer", self._model_tokenizer())
+        chosen = self.config.env_kwargs.get("tokenizer", self.config.model)
         return load_tokenizer(chosen) if isinstance(chosen, str) else chosen
-
-    def _model_tokenizer(self) -> str:
-        return "default" if self.config.model == "tiny" else self.config.model
 
     def _build_envs(self) -> gym.vector.VectorEnv:
         """textgym ids get the model's tokenizer and the fast vector env; other ids a ``SyncVectorEnv``."""
         spec = gym.spec(self.config.env_id)
         kwargs = dict(self.config.env_kwargs)
         if str(spec.entry_point).startswith("textgym."):
-            kwargs.setdefault("tokenizer", self._model_tokenizer())
+            kwargs.setdefault("tokenizer", self.config.model)  # the model's own ("tiny" has the default one)
         mode = "vector_entry_point" if spec.vector_entry_point == "textgym.vector:TextGenVectorEnv" else "sync"
         if mode == "vector_entry_point":
             kwargs["device"] = self.device
@@ -508,8 +500,16 @@ class Trainer:
     # -- SB3-style API ----------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict(self, observation: dict[str, Any], deterministic: bool = False) -> tuple[np.ndarray, None]:
-        """Next token(s) for TextGen observations (one ``(L,)`` or a batch ``(N, L)``), as SB3's ``predict``."""
+    def predict(
+        self,
+        observation: dict[str, Any],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        """Next token(s) for TextGen observations (one ``(L,)`` or a batch ``(N, L)``), with SB3's signature, so
+        ``stable_baselines3.common.evaluation.evaluate_policy`` runs on a native agent. The policy reads the whole
+        prefix, so it keeps no recurrent ``state`` (returned as ``None``) and ignores ``episode_start``."""
         ids = torch.as_tensor(np.asarray(observation["input_ids"]), device=self.policy.device)
         mask = torch.as_tensor(np.asarray(observation["attention_mask"]), device=self.policy.device)
         single = ids.dim() == 1

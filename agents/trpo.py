@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.func import functional_call, jvp, vjp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from agents.config import TrainConfig, option
+from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, trpo_step, value_loss
 from agents.policy import Evaluation, LMPolicy, position_ids
 from agents.rollout import Rollout
@@ -38,6 +38,7 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class TRPOConfig(TrainConfig):
+    score_normalization: str = score_normalization_option("batch")  # chosen by the sweep suite (docs/sweep.md)
     max_kl: float = option(
         0.01, "trust region: largest mean KL(old || new) per token of a step", low=0, low_inclusive=False
     )

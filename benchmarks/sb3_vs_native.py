@@ -39,6 +39,7 @@ def native_tokens_per_s(args: argparse.Namespace, env_kwargs: dict) -> float:
             minibatch_size=args.batch_size,
             n_epochs=args.n_epochs,
             learning_rate=args.learning_rate,
+            lora_rank=0,  # full fine-tuning, as the SB3 policy does
             kl_coef=args.kl,
             device="cpu",
             seed=0,
@@ -63,7 +64,7 @@ def sb3_tokens_per_s(args: argparse.Namespace, env_kwargs: dict) -> float:
     from agents.sb3 import KLPenaltyCallback, LMActorCriticPolicy
 
     def make_env() -> gym.Env:
-        return gym.make(args.env, tokenizer=args.model if args.model != "tiny" else "default", **env_kwargs)
+        return gym.make(args.env, tokenizer=args.model, **env_kwargs)
 
     envs = DummyVecEnv([make_env] * args.batch_size)
     n_steps = args.max_new_tokens  # one rollout = B x max_new_tokens tokens, as a native batch of B episodes

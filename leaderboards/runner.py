@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,14 @@ from leaderboards.suites import COMMON_KEYS, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, R
 ROOT = Path(__file__).resolve().parent
 ALGO_NAMES = {ZERO_SHOT: ZERO_SHOT, SB3_PPO: "stable_baselines3.PPO"}
 RESULTS = ROOT / "results"
+
+
+def default_folder() -> Path:
+    """Where results and the page go by default: this package's folder in a source checkout (the project's own
+    leaderboard), else ``./leaderboard`` in the working folder (an installed package is not written into)."""
+    return ROOT if (ROOT.parent / "pyproject.toml").exists() else Path.cwd() / "leaderboard"
+
+
 SAMPLES = 3  # held-out samples kept in each result
 
 
@@ -43,14 +52,26 @@ def is_done(spec: RunSpec, results_dir: Path = RESULTS) -> bool:
 
 
 def run_suite(
-    name: str, results_dir: Path = RESULTS, device: str = "auto", only: str | None = None, threads: int = 0
+    name: str,
+    results_dir: Path = RESULTS,
+    device: str = "auto",
+    only: str | None = None,
+    threads: int = 0,
+    force: bool = False,
 ) -> list[Path]:
-    """Run every pending run of suite ``name`` (or just ``only``), one subprocess each; returns the result files."""
+    """Run every pending run of suite ``name`` (or just ``only``), one subprocess each; returns the result files.
+
+    ``force``: run them again from scratch (their results and run folders are deleted first).
+    """
     from tqdm.auto import tqdm
 
     runs = [r for r in suite(name) if only is None or r.run_id == only]
     if only is not None and not runs:
         raise ValueError(f"suite {name!r} has no run {only!r}")
+    if force:
+        for spec in runs:
+            result_path(spec, results_dir).unlink(missing_ok=True)
+            shutil.rmtree(results_dir / spec.suite / "runs" / spec.run_id, ignore_errors=True)
     pending = [r for r in runs if not is_done(r, results_dir)]
     pending.sort(key=lambda r: r.agent == SB3_PPO)  # the slowest rows (SB3 calls the LM once per token) go last
     print(f"suite {name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run", file=sys.stderr)
@@ -150,7 +171,7 @@ def _sb3_ppo(spec: RunSpec, config: dict[str, Any], device: str) -> Any:
     from agents.sb3 import LMActorCriticPolicy
     from agents.trainer import resolve_device
 
-    env = gym.make(spec.env_id, tokenizer="default" if config["model"] == "tiny" else config["model"])
+    env = gym.make(spec.env_id, tokenizer=config["model"])
     steps = config["batch_size"] * env.unwrapped.setup.max_new_tokens  # about batch_size whole episodes a rollout
     policy_kwargs = {"model": config["model"], "lora_rank": config["lora_rank"], "reference": True, "seed": spec.seed}
     return PPO(

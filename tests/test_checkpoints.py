@@ -24,6 +24,7 @@ from textgym.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "model": "tiny",
+    "lora_rank": 0,
     "env_id": "TextGen-Arithmetic-v0",
     "env_kwargs": {"max_new_tokens": 4},
     "batch_size": 4,
@@ -176,7 +177,8 @@ def test_a_run_dir_holding_a_run_needs_resume_or_overwrite(tmp_path, capsys):
     again = train(make(run_dir, overwrite=True), 2)
     assert [r["iteration"] for r in read_metrics(run_dir)] == [1, 2] and again.iteration == 2
     assert read_checkpoint(run_dir / PREVIOUS)["iteration"] == 1 and (run_dir / "notes.txt").exists()
-    argv = ["train", "--algo", "reinforce", "--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--batch-size", "4"]
+    argv = ["train", "--algo", "reinforce", "--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--lora-rank", "0"]
+    argv += ["--batch-size", "4"]
     assert main([*argv, "--baseline", "moving_average", "--no-tensorboard", "--run-dir", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "already holds a run" in err and "Traceback" not in err
@@ -218,7 +220,8 @@ def test_temporary_files_left_by_a_crash_are_deleted_when_a_run_starts(tmp_path)
 def test_unusable_run_dirs_and_a_full_disk_are_one_line_errors(tmp_path, monkeypatch, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
-    argv = ["train", "--algo", "reinforce", "--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--batch-size", "4"]
+    argv = ["train", "--algo", "reinforce", "--env", "TextGen-Arithmetic-v0", "--model", "tiny", "--lora-rank", "0"]
+    argv += ["--batch-size", "4"]
     argv += ["--baseline", "moving_average", "--total-timesteps", "1", "--no-tensorboard", "--no-progress"]
     assert main([*argv, "--run-dir", str(a_file)]) == 2
     err = capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from agents.reinforce import ReinforceConfig
 from agents.sft import SFTConfig
 from agents.trpo import TRPOConfig
 from leaderboards.suites import suite
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGS = [TrainConfig, ReinforceConfig, A2CConfig, PPOConfig, TRPOConfig, SFTConfig]
 FREE_FIELDS = {"env_id", "env_kwargs", "model", "run_dir", "schedules", "init_checkpoint"}  # any of their type goes
@@ -203,3 +206,19 @@ def test_cli_help_shows_the_allowed_values(capsys):
     assert "discount over generated tokens (in [0, 1])" in text
     assert "(one of k1, k2, k3)" in text and "(one of auto, cpu, cuda, cuda:N)" in text
     assert "passes over each batch (>= 1)" in text
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_parse_and_validate(path):
+    """Each file in configs/ is a valid config of the algorithm it is named after, overriding something."""
+    from agents.train import parse
+
+    config, front = parse(["--algo", path.stem, "--config", str(path)])
+    assert front.algo == path.stem and config.env_id.startswith("TextGen-")
+    assert config.total_timesteps != type(config)().total_timesteps
+
+
+def test_every_algorithm_ships_a_config():
+    from agents import ALGOS
+
+    assert {p.stem for p in (ROOT / "configs").glob("*.yaml")} == set(ALGOS)

@@ -296,3 +296,49 @@ def test_composite_reward_breakdown_in_info(tokenizer):
     for i in range(2):
         expected = infos["reward/distinct_1"][i] + 0.5 * infos["reward/length_penalty"][i]
         assert rewards[i].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_time_limit_cut_is_scored_like_an_episode_of_that_budget():
+    """gym.make(..., max_episode_steps=n) cuts below the token budget; under ScoreTruncated the cut step pays."""
+    from textgym.wrappers import ScoreTruncated
+
+    cut = ScoreTruncated(gym.make("TextGen-Reverse-v0", max_episode_steps=3))
+    short = gym.make("TextGen-Reverse-v0", max_new_tokens=3)
+    results = []
+    for env in (cut, short):
+        env.reset(seed=0)
+        for token in (263, 264, 265):
+            _, reward, terminated, truncated, info = env.step(token)
+        results.append((reward, info["completion"], terminated, truncated))
+    assert results[0][:2] == results[1][:2] and results[0][2:] == (False, True) and results[1][2:] == (True, False)
+    with pytest.raises(gym.error.ResetNeeded):
+        cut.step(263)
+
+
+def test_stable_baselines3_make_vec_env_works_without_a_render_mode():
+    """SB3 asks for render_mode="rgb_array" and retries without it on a TypeError, which our error also is."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from textgym.core import RenderModeError
+
+    envs = make_vec_env("TextGen-Reverse-v0", n_envs=2)
+    assert set(envs.reset()) == {"input_ids", "attention_mask"}
+    with pytest.raises(RenderModeError, match="render_mode must be one of \\['ansi'\\] or None, got 'rgb_array'"):
+        gym.make("TextGen-Reverse-v0", render_mode="rgb_array")
+
+
+def test_gymnasium_vector_wrappers_run_on_the_numpy_view_of_the_vector_env():
+    from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
+
+    from textgym.wrappers import NumpyVectorEnv
+
+    base = gym.make_vec("TextGen-Reverse-v0", num_envs=3, vectorization_mode="vector_entry_point", max_new_tokens=2)
+    envs = NormalizeReward(RecordEpisodeStatistics(NumpyVectorEnv(base)))
+    envs.reset(seed=0)
+    episodes = []
+    for _ in range(6):
+        obs, rewards, _, _, infos = envs.step(np.full(3, 263))
+        assert isinstance(obs["input_ids"], np.ndarray) and isinstance(rewards, np.ndarray)
+        if "episode" in infos:
+            episodes += list(infos["episode"]["l"][infos["_episode"]])
+    assert episodes and set(episodes) == {2}  # every episode: 2 tokens, recorded by Gymnasium's own wrapper

@@ -14,6 +14,7 @@ from textgym.cli import main
 
 SETTINGS = {
     "model": "tiny",
+    "lora_rank": 0,
     "env_id": "TextGen-Reverse-v0",
     "env_kwargs": {"max_new_tokens": 4},
     "batch_size": 4,

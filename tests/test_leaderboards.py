@@ -72,3 +72,26 @@ def test_quick_suite_has_a_zero_shot_row_per_env_and_three_seeds():
         assert {r.seed for r in runs if r.env_id == env_id and r.agent == "zero-shot"} == {0, 1, 2}
     with pytest.raises(ValueError, match="unknown suite"):
         suite("huge")
+
+
+# Settings where a quick-suite row may differ from its algorithm's defaults, and why: the rest of each row is
+# the defaults, so the board measures what `textgym train --algo X` does out of the box.
+CPU_SIZED = {
+    "batch_size",  # 8 episodes per rollout instead of 16: more iterations in a CPU budget
+    "eval_episodes",  # 200 held-out prompts per result
+    "minibatch_size",  # PPO: half the batch, as the defaults' 8 of 16
+    "cg_iters",  # TRPO: 3 conjugate-gradient iterations and 6 backtracks instead of 10 and 10 (CPU time)
+    "line_search_steps",
+    "max_kl",  # TRPO: a trust region of 0.02 per token instead of 0.01, for a budget of a few dozen steps
+}
+
+
+def test_quick_suite_rows_run_the_algorithms_defaults():
+    from agents import trainer_class
+
+    for spec in suite("quick"):
+        if spec.agent == "zero-shot":
+            continue
+        defaults = trainer_class(spec.algo).config_class()
+        differs = {k for k, v in spec.trainer_config.items() if getattr(defaults, k) != v}
+        assert differs <= CPU_SIZED, f"{spec.run_id}: {sorted(differs - CPU_SIZED)} differ from the defaults"

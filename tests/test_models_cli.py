@@ -42,6 +42,30 @@ def test_cli_rollout_with_the_default_model(capsys):
     assert len(lines) == 3 and lines[-1].startswith("mean reward")
 
 
+def test_cli_rollout_takes_your_prompts_and_a_reward_by_name(tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Tell me about cats.\nWhat a lovely day\n")
+    argv = ["rollout", "--model", "tiny", "--prompts", str(prompts), "--reward", "vader", "--n", "4"]
+    assert main([*argv, "--max-new-tokens", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and "(TextGen-v0, eval split)" in lines[-1]
+    assert {line.split("] ", 1)[1].split("\u2502")[0] for line in lines[:4]} == {
+        "Tell me about cats.",
+        "What a lovely day",
+    }
+
+
+def test_cli_rollout_checks_the_env_before_loading_the_model(capsys, monkeypatch):
+    import agents.policy
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the env was checked")
+
+    monkeypatch.setattr(agents.policy.LMPolicy, "from_pretrained", no_model)
+    assert main(["rollout", "--reward", "no_such_reward", "--n", "2"]) == 2
+    assert "no_such_reward" in capsys.readouterr().err
+
+
 def test_cli_unknown_env_is_a_clear_error(capsys):
     assert main(["rollout", "--env", "TextGen-Nope-v0"]) == 2
     assert "TextGen-Nope" in capsys.readouterr().err

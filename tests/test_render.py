@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-import doctest
 import math
 import re
 from pathlib import Path
 
 import pytest
 
-import leaderboards.render as render_module
 from leaderboards.render import (
     HACKING,
     Estimate,
@@ -251,10 +249,6 @@ def test_page_plots_and_samples(tmp_path):
     for line in sample_rows[1:]:
         assert line.startswith("| ppo, seed 0 | p") and len(split_row(line)) == 2 and "<br>" in line
     assert "p0 \\| s0│ line<br>next 0" in sample_rows[1]
-
-
-def test_render_doctests_run():
-    assert doctest.testmod(render_module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def test_results_of_two_suites_are_never_pooled(tmp_path):

@@ -76,3 +76,30 @@ def test_the_sweep_gives_each_setting_its_own_row_and_a_safe_run_id():
     }
     assert all(r.config["learning_rate"] == float(r.variant.rsplit("=", 1)[1]) for r in trained)
     assert trained[0].name == f"{trained[0].agent} [{trained[0].variant}]"
+
+
+def test_run_skips_finished_runs_and_force_runs_them_again_from_scratch(tmp_path, monkeypatch):
+    import leaderboards.runner as runner
+    from leaderboards.schema import example_result, write_result
+
+    spec = suite("quick")[0]
+    calls = []
+    monkeypatch.setattr(runner.subprocess, "run", lambda command, check: calls.append(command))
+    write_result(example_result() | {"run_id": spec.run_id, "suite": spec.suite}, result_path(spec, tmp_path))
+    leftover = tmp_path / spec.suite / "runs" / spec.run_id / "checkpoint.safetensors"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"old run")
+    runner.run_suite("quick", tmp_path, only=spec.run_id)
+    assert calls == []  # finished: skipped
+    runner.run_suite("quick", tmp_path, only=spec.run_id, force=True)
+    assert len(calls) == 1 and spec.run_id in calls[0]
+    assert not result_path(spec, tmp_path).exists() and not leftover.exists()  # the rerun cannot resume the old one
+
+
+def test_leaderboard_defaults_to_the_working_folder_outside_a_source_checkout(tmp_path, monkeypatch):
+    import leaderboards.runner as runner
+
+    assert runner.default_folder() == runner.ROOT  # this checkout: the project's own leaderboard
+    monkeypatch.setattr(runner, "ROOT", tmp_path / "site-packages" / "leaderboards")
+    monkeypatch.chdir(tmp_path)
+    assert runner.default_folder() == tmp_path / "leaderboard"

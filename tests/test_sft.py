@@ -11,6 +11,7 @@ from agents import make_trainer
 def make_sft(tmp_path, **overrides):
     settings = {
         "model": "tiny",
+        "lora_rank": 0,  # full fine-tuning: the RL runs' reference is then the SFT weights
         "env_id": "TextGen-Reverse-v0",
         "batch_size": 8,
         "learning_rate": 3e-3,
@@ -63,7 +64,7 @@ def test_sft_needs_demonstrations(tmp_path):
 
 def ppo_from_sft(tmp_path, name: str, **overrides):
     """A tiny PPO run on Reverse that starts from the SFT run in ``tmp_path / "sft"``."""
-    settings = {"model": "tiny", "env_id": "TextGen-Reverse-v0", "batch_size": 4, "tensorboard": False}
+    settings = {"model": "tiny", "lora_rank": 0, "env_id": "TextGen-Reverse-v0", "batch_size": 4, "tensorboard": False}
     settings |= {"progress": False, "init_checkpoint": str(tmp_path / "sft"), "run_dir": str(tmp_path / name)}
     return make_trainer("ppo", **{**settings, **overrides})
 

@@ -50,17 +50,19 @@ def _rollout(args: argparse.Namespace) -> int:
     from agents.sampling import SamplingConfig
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    policy = LMPolicy.from_pretrained(args.model, device=device, value_head=False, reference=False)
+    env_id = args.env or ("TextGen-v0" if args.prompts else "TextGen-Sentiment-v0")
     kwargs = {"tokenizer": args.model, "device": device}
-    if args.max_new_tokens:
-        kwargs["max_new_tokens"] = args.max_new_tokens
-    envs = gym.make_vec(args.env, num_envs=args.n, vectorization_mode="vector_entry_point", **kwargs)
+    optional = {"max_new_tokens": args.max_new_tokens, "prompts": args.prompts, "reward": args.reward}
+    kwargs |= {k: v for k, v in optional.items() if v is not None}
+    # the env first: a bad id, prompt file or reward name fails before the model loads
+    envs = gym.make_vec(env_id, num_envs=args.n, vectorization_mode="vector_entry_point", **kwargs)
+    policy = LMPolicy.from_pretrained(args.model, device=device, value_head=False, reference=False)
     generator = torch.Generator(device).manual_seed(args.seed)
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     batch = collect(envs, policy, sampling, generator, seed=args.seed, options={"split": args.split})
     for prompt, completion, score in zip(batch.prompts, batch.completions, batch.scores.tolist(), strict=True):
         print(f"[{score:+.3f}] {prompt}\u2502{completion}")
-    print(f"mean reward {batch.scores.mean().item():+.4f} over {args.n} episodes ({args.env}, {args.split} split)")
+    print(f"mean reward {batch.scores.mean().item():+.4f} over {args.n} episodes ({env_id}, {args.split} split)")
     return 0
 
 
@@ -109,10 +111,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from leaderboards.render import render
     from leaderboards.schema import load_result, result_file, write_result
 
-    results = Path(args.results) if args.results else runner.RESULTS
-    page = Path(args.page) if args.page else runner.ROOT / "README.md"
+    results = Path(args.results) if args.results else runner.default_folder() / "results"
+    page = Path(args.page) if args.page else runner.default_folder() / "README.md"
     if args.action == "run":
-        runner.run_suite(args.suite, results, args.device, args.only, args.threads)
+        runner.run_suite(args.suite, results, args.device, args.only, args.threads, force=args.force)
         render(results, page)
         print(f"results in {results}; tables in {page}")
     elif args.action == "render":
@@ -131,11 +133,20 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textgym", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="textgym",
+        description="Token-level text-generation environments, LM agents that learn on them, and leaderboards.",
+        epilog="examples:\n" + __doc__.split("Example:\n", 1)[1].replace("    $ ", "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("envs", help="list the registered env ids with their task, reward and spaces")
     roll = sub.add_parser("rollout", help="sample completions from a model and print them with their reward")
-    roll.add_argument("--env", default="TextGen-Sentiment-v0", help="registered env id")
+    roll.add_argument(
+        "--env", default=None, help="registered env id (default: TextGen-Sentiment-v0; TextGen-v0 with --prompts)"
+    )
+    roll.add_argument("--prompts", default=None, help="your prompts: a .txt (one per line) or .jsonl file")
+    roll.add_argument("--reward", default=None, help="a reward name (see textgym.rewards.REWARDS) for the env")
     roll.add_argument("--n", type=int, default=8, help="number of episodes (the batch size)")
     roll.add_argument("--model", default="default", help="'default' (SmolLM2-135M), a HF id or a local path")
     roll.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -167,12 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
-    board.add_argument("--force", action="store_true", help="submit: replace an existing result of the same run")
+    board.add_argument(
+        "--force", action="store_true", help="run: run again from scratch; submit: replace an existing result"
+    )
     board.add_argument("--suite", default="quick", help="quick (CPU-sized), full (every env) or sweep")
     board.add_argument("--only", default=None, help="run a single run id of the suite")
     board.add_argument("--device", default="auto")
-    board.add_argument("--results", default=None, help="results folder (default: leaderboards/results)")
-    board.add_argument("--page", default=None, help="the markdown page to write (default: leaderboards/README.md)")
+    where = "leaderboards/ in a source checkout, else ./leaderboard/"
+    board.add_argument("--results", default=None, help=f"results folder (default: results/ in {where})")
+    board.add_argument(
+        "--page", "--out", default=None, help=f"the page to write, plots beside it (default: README.md in {where})"
+    )
     board.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0 = torch's default)")
     return parser
 

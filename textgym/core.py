@@ -56,6 +56,7 @@ class EpisodeSetup:
     pad_token_id: int
     vocab_size: int
     prompt_cache_size: int = PROMPT_CACHE_SIZE
+    chat_template: bool = False  # render prompts with the tokenizer's chat template
     _encoded: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
     _custom: OrderedDict[str, list[int]] = field(default_factory=OrderedDict, repr=False)  # text -> ids, LRU first
     _arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
@@ -75,6 +76,14 @@ class EpisodeSetup:
             self._arrays[split] = _example_arrays(self.task.examples(split))
         return self._arrays[split]
 
+    def prompt_text(self, example: Example) -> str:
+        """The text the policy sees: the prompt, or with ``chat_template`` its turns (one user turn when it has
+        none) rendered by the tokenizer's chat template, ready for the assistant's reply."""
+        if not self.chat_template:
+            return example.prompt
+        turns = [dict(turn) for turn in example.messages] or [{"role": "user", "content": example.prompt}]
+        return self.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+
     def encode(self, split: str, index: int, example: Example) -> list[int]:
         """Prompt token ids, left-truncated to ``max_prompt_tokens`` (cached per example).
 
@@ -88,9 +97,11 @@ class EpisodeSetup:
         Custom prompts (split ``"custom"``) are cached by text, the ``prompt_cache_size`` most recently used.
         """
         if split == CUSTOM:
-            return [self._encode_custom(e.prompt) for e in examples]
+            return [self._encode_custom(self.prompt_text(e)) for e in examples]
         missing = {
-            (split, i): e.prompt for i, e in zip(indices, examples, strict=True) if (split, i) not in self._encoded
+            (split, i): self.prompt_text(e)
+            for i, e in zip(indices, examples, strict=True)
+            if (split, i) not in self._encoded
         }
         if missing:
             for (_, i), text in missing.items():
@@ -127,18 +138,26 @@ class EpisodeSetup:
         return make_decoder(self.tokenizer).padded(ids, counts)
 
     def score(
-        self, prompts: list[str], completions: list[str], references: list[tuple[str, ...]]
+        self,
+        prompts: list[str],
+        completions: list[str],
+        references: list[tuple[str, ...]],
+        extras: Sequence[Mapping[str, Any]] = (),
     ) -> tuple[list[float], dict[str, list[float]]]:
         """One batched reward call, validated (right length, finite), and the parts of a composite reward.
 
-        Returns ``(scores, parts)``; ``parts`` maps ``"reward/<part>"`` to each part's scores when the reward
-        has ``breakdown``/``combine`` (see ``textgym.rewards.compose``; each part is scored once), else ``{}``.
+        ``extras``: each episode's extra example columns (:attr:`Example.extra`); every column any of them has
+        reaches the reward as a keyword argument with one value per episode (``None`` where one lacks it), as
+        TRL passes a dataset's columns. Returns ``(scores, parts)``; ``parts`` maps ``"reward/<part>"`` to each
+        part's scores when the reward has ``breakdown``/``combine`` (see ``textgym.rewards.compose``; each part
+        is scored once), else ``{}``.
         """
+        columns = {key: [extra.get(key) for extra in extras] for key in sorted({k for e in extras for k in e})}
         breakdown = getattr(self.reward, "breakdown", None)
         if breakdown is None:
-            scores = self.reward(prompts, completions, references=references)
+            scores = self.reward(prompts, completions, references=references, **columns)
             return validate_scores(scores, prompts, completions), {}
-        parts = breakdown(prompts, completions, references=references)
+        parts = breakdown(prompts, completions, references=references, **columns)
         scores = validate_scores(self.reward.combine(parts), prompts, completions)
         return scores, {f"reward/{name}": validate_scores(v, prompts, completions) for name, v in parts.items()}
 
@@ -158,6 +177,7 @@ def build_setup(
     task_kwargs: dict[str, Any] | None = None,
     reward_kwargs: dict[str, Any] | None = None,
     prompt_cache_size: int = PROMPT_CACHE_SIZE,
+    chat_template: bool = False,
 ) -> EpisodeSetup:
     """Resolve env kwargs into an :class:`EpisodeSetup`, with clear errors for bad values."""
     from textgym.models import load_tokenizer
@@ -174,6 +194,10 @@ def build_setup(
         raise ValueError(f"task {task_obj.name!r} has no default reward: pass reward=... (a name or a callable)")
     if tok.eos_token_id is None:
         raise ValueError(f"tokenizer {tok.name_or_path!r} has no EOS token")
+    if not isinstance(chat_template, bool):
+        raise ValueError(f"chat_template must be True or False, got {chat_template!r}")
+    if chat_template and not getattr(tok, "chat_template", None):
+        raise ValueError(f"chat_template=True but tokenizer {tok.name_or_path!r} has no chat template")
     return EpisodeSetup(
         task=task_obj,
         tokenizer=tok,
@@ -184,7 +208,20 @@ def build_setup(
         pad_token_id=int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id),
         vocab_size=len(tok),
         prompt_cache_size=cache_size,
+        chat_template=chat_template,
     )
+
+
+class RenderModeError(ValueError, TypeError):
+    """An unsupported ``render_mode``. Also a ``TypeError``, which is what SB3's ``make_vec_env`` catches to retry
+    without the ``render_mode="rgb_array"`` it asks for by default."""
+
+
+def check_render_mode(render_mode: str | None, allowed: Sequence[str]) -> str | None:
+    """``render_mode`` if it is ``None`` or one of ``allowed``, else a :class:`RenderModeError` naming both."""
+    if render_mode is not None and render_mode not in allowed:
+        raise RenderModeError(f"render_mode must be one of {list(allowed)} or None, got {render_mode!r}")
+    return render_mode
 
 
 def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:

@@ -11,7 +11,15 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from textgym.core import PROMPT_CACHE_SIZE, build_setup, check_options, draw_examples, prompt_row, why_reset
+from textgym.core import (
+    PROMPT_CACHE_SIZE,
+    build_setup,
+    check_options,
+    check_render_mode,
+    draw_examples,
+    prompt_row,
+    why_reset,
+)
 from textgym.tasks import Task
 
 
@@ -57,13 +65,19 @@ class TextGenEnv(gym.Env):
 
     ## Arguments
     - ``task``: a task name (``"sentiment"``, ``"arithmetic"``, ``"reverse"``, ``"prompts"``) or a ``Task``.
-    - ``prompts`` / ``eval_prompts``: the user's prompts for the generic ``TextGen-v0`` (list, file, dataset).
+    - ``prompts`` / ``eval_prompts``: the user's prompts for the generic ``TextGen-v0``: a list of strings or
+      dicts, a ``.txt``/``.jsonl`` file, a ``datasets.Dataset``, or a ``DatasetDict`` (its ``train`` split, and
+      its ``test`` or ``validation`` split as the eval split). A dict/row's ``prompt`` may be a string or a list
+      of turns (``{"role", "content"}``), or it has a ``messages`` list instead; its other columns (say
+      ``answer``) reach the reward as keyword arguments, one value per episode.
     - ``tokenizer``: ``"default"`` (SmolLM2), a HF id or path, or a tokenizer object.
     - ``reward``: a registered name, ``"module:attr"`` or a callable ``(prompts, completions, **info)``.
     - ``max_new_tokens``, ``max_prompt_tokens``: budgets (task defaults when ``None``), ints up to
       ``textgym.core.MAX_TOKEN_BUDGET`` (4096).
     - ``task_kwargs``, ``reward_kwargs``: constructor arguments for the task and a named reward.
     - ``render_mode``: ``"ansi"`` returns the prompt and completion as text.
+    - ``chat_template``: render each prompt with the tokenizer's chat template (a user turn, or the example's
+      turns) and the assistant's opening, as chat models expect.
     - ``prompt_cache_size``: how many custom prompts (``options={"prompt": ...}``) keep their token ids, least
       recently used dropped first (default ``textgym.core.PROMPT_CACHE_SIZE``, 4096).
 
@@ -103,9 +117,9 @@ class TextGenEnv(gym.Env):
         reward_kwargs: dict[str, Any] | None = None,
         render_mode: str | None = None,
         prompt_cache_size: int = PROMPT_CACHE_SIZE,
+        chat_template: bool = False,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.setup = build_setup(
             task,
             prompts,
@@ -117,8 +131,8 @@ class TextGenEnv(gym.Env):
             task_kwargs,
             reward_kwargs,
             prompt_cache_size,
+            chat_template,
         )
-        self.render_mode = render_mode
         self.action_space = spaces.Discrete(self.setup.vocab_size)
         self.observation_space = self.setup.observation_space()
         self._generated: list[int] = []
@@ -154,12 +168,22 @@ class TextGenEnv(gym.Env):
             reward = self._final_reward(info)
         return self._observation(), reward, self._done, False, info
 
+    def truncate(self) -> tuple[float, dict[str, Any]]:
+        """End the running episode early and score the completion so far: what a ``TimeLimit`` cut gets (see
+        :class:`ScoreTruncated`). Returns the reward and the info of a final step."""
+        if not self._started or self._done:
+            raise ResetNeeded("no episode is running: call reset() first")
+        self._done = True
+        info: dict[str, Any] = dict(self._base_info)
+        return self._final_reward(info), info
+
     def _final_reward(self, info: dict[str, Any]) -> float:
         """Score the finished episode into ``info``; if the reward raises, step() is refused until reset()."""
         references = self._example.references
         try:
             (completion,) = self.setup.decode([self._generated])
-            (reward,), parts = self.setup.score([self._example.prompt], [completion], [references])
+            example = self._example
+            (reward,), parts = self.setup.score([example.prompt], [completion], [references], [example.extra])
         except BaseException:
             self._started, self._reward_failed = False, True
             raise

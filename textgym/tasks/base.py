@@ -7,8 +7,8 @@ evaluation always runs on the same held-out prompts.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 SPLITS = ("train", "eval")
@@ -16,10 +16,17 @@ SPLITS = ("train", "eval")
 
 @dataclass(frozen=True)
 class Example:
-    """One prompt and the references a metric reward compares against (may be empty)."""
+    """One prompt and the references a metric reward compares against (may be empty).
+
+    ``messages``: the prompt as conversation turns (``{"role": ..., "content": ...}``), rendered with the
+    tokenizer's chat template when the env has ``chat_template=True``; ``prompt`` is then the last turn's text.
+    ``extra``: a dataset row's other columns (e.g. ``answer``), passed to the reward as keyword arguments.
+    """
 
     prompt: str
     references: tuple[str, ...] = ()
+    messages: tuple[Mapping[str, str], ...] = field(default=(), hash=False, repr=False)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
 
 class Task:

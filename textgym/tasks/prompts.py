@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,34 @@ from textgym.tasks.base import Example, Task
 PromptSource = str | Path | Sequence[str] | Sequence[dict[str, Any]] | Any
 
 
+REFERENCE_KEYS = ("references", "reference")
+EVAL_SPLITS = ("test", "validation")  # a DatasetDict's held-out split, in order of preference
+
+
 def _example(item: Any, where: str) -> Example:
     if isinstance(item, str):
         return Example(item)
-    if isinstance(item, dict) and isinstance(item.get("prompt"), str):
-        refs = item.get("references", item.get("reference", ()))
-        return Example(item["prompt"], (refs,) if isinstance(refs, str) else tuple(refs))
-    raise ValueError(f"{where}: expected a string or a dict with a 'prompt' string, got {item!r}")
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected a string or a dict with a 'prompt' or 'messages', got {item!r}")
+    prompt = item.get("prompt", item.get("messages"))
+    turns = () if isinstance(prompt, str) else _turns(prompt, where)
+    refs = next((item[k] for k in REFERENCE_KEYS if k in item), ())
+    extra = {k: v for k, v in item.items() if k not in ("prompt", "messages", *REFERENCE_KEYS)}
+    text = prompt if isinstance(prompt, str) else turns[-1]["content"]
+    return Example(text, (refs,) if isinstance(refs, str) else tuple(refs), turns, extra)
+
+
+def _turns(prompt: Any, where: str) -> tuple[dict[str, str], ...]:
+    """A conversation: a non-empty list of ``{"role": str, "content": str}``."""
+    turns = prompt if isinstance(prompt, list | tuple) else None
+    if not turns or not all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns):
+        raise ValueError(
+            f"{where}: 'prompt' must be a string or a list of turns like {{'role': 'user', 'content': '...'}} "
+            f"(or give 'messages'), got {prompt!r}"
+        )
+    if not all(isinstance(t["role"], str) and isinstance(t["content"], str) for t in turns):
+        raise ValueError(f"{where}: every turn's 'role' and 'content' must be strings, got {prompt!r}")
+    return tuple({"role": t["role"], "content": t["content"]} for t in turns)
 
 
 def _read_file(path: Path) -> list[Any]:
@@ -46,8 +67,8 @@ def load_examples(source: PromptSource) -> list[Example]:
     if isinstance(source, str | Path):
         items, where = _read_file(Path(source)), str(source)
     elif hasattr(source, "column_names"):  # a datasets.Dataset
-        if "prompt" not in source.column_names:
-            raise ValueError(f"dataset needs a 'prompt' column, has {source.column_names}")
+        if not {"prompt", "messages"} & set(source.column_names):
+            raise ValueError(f"dataset needs a 'prompt' or 'messages' column, has {source.column_names}")
         items, where = list(source), "dataset"
     else:
         items, where = list(source), "prompts"
@@ -72,8 +93,19 @@ class PromptTask(Task):
         max_prompt_tokens: int = 64,
     ) -> None:
         super().__init__()
+        if isinstance(prompts, Mapping):  # a DatasetDict, or {"train": ..., "test": ...}
+            prompts, eval_prompts = _dataset_splits(prompts, eval_prompts)
         self._sources = {"train": prompts, "eval": eval_prompts if eval_prompts is not None else prompts}
         self.max_new_tokens, self.max_prompt_tokens = max_new_tokens, max_prompt_tokens
 
     def _build(self, split: str) -> Sequence[Example]:
         return load_examples(self._sources[split])
+
+
+def _dataset_splits(splits: Mapping[str, Any], eval_prompts: PromptSource | None) -> tuple[Any, Any]:
+    """A split mapping's (``DatasetDict``, ``{"train": [...], "test": [...]}``) train split, and its test (or
+    validation) split unless ``eval_prompts`` is given."""
+    if "train" not in splits:
+        raise ValueError(f"prompts given by split need a 'train' split, got the splits {sorted(splits)}")
+    held_out = next((splits[name] for name in EVAL_SPLITS if name in splits), None)
+    return splits["train"], eval_prompts if eval_prompts is not None else held_out
