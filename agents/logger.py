@@ -1,5 +1,9 @@
 """Namespaced metrics (``charts/``, ``losses/``, ``eval/``) to JSONL, TensorBoard and a progress bar.
 
+Each evaluation's held-out samples (``eval/sample_pairs``) also become a Markdown report,
+``run_dir/samples/iteration_000010.md``, and a TensorBoard text table; the run's config is a TensorBoard text
+table too (``config``).
+
 ``metrics.jsonl`` holds one JSON object per line, each written in one call and flushed. A crash mid-write can
 leave only the last line torn: readers drop it with a warning. A bad line anywhere else is an error that names
 the file and the line.
@@ -15,6 +19,7 @@ from typing import Any
 from textgym.io import atomic_write_text
 
 METRICS = "metrics.jsonl"
+SAMPLES_DIR = "samples"
 
 
 class MetricLogger:
@@ -53,12 +58,28 @@ class MetricLogger:
             self._file.flush()
         except OSError as err:
             raise OSError(err.errno, f"could not append to {str(self.path)!r}: {err.strerror or err}") from err
+        pairs = metrics.get("eval/sample_pairs")
+        table = samples_table(pairs) if pairs else ""
+        if table:
+            name = f"iteration_{iteration:06d}.md"
+            atomic_write_text(
+                self.path.parent / SAMPLES_DIR / name, f"# Held-out samples, iteration {iteration}\n\n{table}"
+            )
         if self._writer is not None:
             for key, value in metrics.items():
                 if isinstance(value, int | float):
                     self._writer.add_scalar(key, value, step)
                 elif isinstance(value, str):
                     self._writer.add_text(key, value, step)
+            if table:
+                self._writer.add_text("eval/sample_table", table, step)
+            self._writer.flush()
+
+    def log_config(self, config: dict[str, Any]) -> None:
+        """The run's settings as a TensorBoard text table (its hyper-parameters beside the curves)."""
+        if self._writer is not None:
+            rows = [f"| {key} | {_cell(json.dumps(value))} |" for key, value in config.items()]
+            self._writer.add_text("config", "\n".join(["| setting | value |", "|---|---|", *rows]), 0)
             self._writer.flush()
 
     def truncate_after(self, iteration: int) -> None:
@@ -129,3 +150,22 @@ def truncate_metrics(run_dir: str | Path, iteration: int) -> None:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All records of a run's ``metrics.jsonl`` (see :func:`read_records`)."""
     return read_records(Path(run_dir) / METRICS)
+
+
+def samples_table(pairs: list[dict[str, Any]]) -> str:
+    """Held-out samples as a Markdown table: prompt, completion and reward, one row each.
+
+    Example:
+        >>> print(samples_table([{"prompt": "2+2=", "completion": "4", "reward": 1.0}]))
+        | prompt | completion | reward |
+        |---|---|---|
+        | 2+2= | 4 | 1.000 |
+        <BLANKLINE>
+    """
+    rows = [f"| {_cell(p['prompt'])} | {_cell(p['completion'])} | {p.get('reward', float('nan')):.3f} |" for p in pairs]
+    return "\n".join(["| prompt | completion | reward |", "|---|---|---|", *rows]) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one Markdown table cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")

@@ -212,7 +212,8 @@ def ppo_policy_loss(
 
     Args:
         logprobs: Current log-probs of the taken tokens, shape ``(B, T)``.
-        old_logprobs: Behaviour log-probs, shape ``(B, T)`` (detached).
+        old_logprobs: Learning log-probs (``agents.sampling.learning_logprobs``) of the policy that collected the
+            batch, before this update, shape ``(B, T)`` (detached).
         advantages: Advantages, shape ``(B, T)`` (detached).
         mask: Float 0/1 mask, shape ``(B, T)``.
         clip_range: The PPO epsilon.

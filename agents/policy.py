@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.losses import entropy_from_logits
+from agents.sampling import learning_logprobs
 
 
 @dataclass
@@ -204,8 +205,7 @@ class LMPolicy(nn.Module):
         """
         hidden = self._trunk(input_ids, attention_mask)[:, -num_generated - 1 : -1]  # (B, T, H)
         logits = self.model.get_output_embeddings()(hidden).float() / temperature  # (B, T, V)
-        actions = input_ids[:, -num_generated:]  # (B, T)
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, actions[..., None]).squeeze(-1)
+        logprobs = learning_logprobs(logits, input_ids[:, -num_generated:])  # (already scaled: temperature 1)
         values = None if self.value_head is None else self.value_head(hidden.float()).squeeze(-1)
         entropy = entropy_from_logits(logits) if with_entropy else torch.zeros_like(logprobs)
         return Evaluation(logprobs, entropy, values)
@@ -220,9 +220,8 @@ class LMPolicy(nn.Module):
         with self._reference_mode():
             model = self.reference if self.reference is not None else self.model
             hidden = self._trunk(input_ids, attention_mask, model)[:, -num_generated - 1 : -1]
-            logits = model.get_output_embeddings()(hidden).float() / temperature
-        actions = input_ids[:, -num_generated:]
-        return torch.log_softmax(logits, dim=-1).gather(-1, actions[..., None]).squeeze(-1)
+            logits = model.get_output_embeddings()(hidden).float()
+        return learning_logprobs(logits, input_ids[:, -num_generated:], temperature)
 
     def _reference_mode(self) -> AbstractContextManager[Any]:
         return self.model.disable_adapter() if self.uses_lora else nullcontext()

@@ -45,7 +45,6 @@ class Rollout:
     Attributes:
         input_ids, attention_mask: ``(B, P + T)`` the whole sequences.
         mask: ``(B, T)`` float, 1 at generated tokens (EOS included), 0 after the episode ended.
-        behaviour_logprobs: ``(B, T)`` log-probs under the distribution actually sampled from.
         scores: ``(B,)`` terminal task rewards.
         prompts, completions: the texts, for logging.
     """
@@ -53,7 +52,6 @@ class Rollout:
     input_ids: Tensor
     attention_mask: Tensor
     mask: Tensor
-    behaviour_logprobs: Tensor
     scores: Tensor
     prompts: list[str] = field(default_factory=list)
     completions: list[str] = field(default_factory=list)
@@ -79,7 +77,6 @@ class Rollout:
             self.input_ids[index],
             self.attention_mask[index],
             self.mask[index],
-            self.behaviour_logprobs[index],
             self.scores[index],
             [self.prompts[i] for i in picked] if self.prompts else [],
             [self.completions[i] for i in picked] if self.completions else [],
@@ -111,23 +108,38 @@ def collect(
 ) -> Rollout:
     """One batch of ``envs.num_envs`` whole episodes from a ``TextGenVectorEnv``, KV-cached, on its device.
 
-    The env is switched to ``"Disabled"`` autoreset for the collection, so every sub-env plays exactly one
-    episode; ``options`` are passed to ``reset`` (e.g. ``{"split": "eval"}``).
+    The env runs with ``"Disabled"`` autoreset during the collection, so every sub-env plays exactly one
+    episode, and gets its own mode back after; ``options`` are passed to ``reset`` (e.g. ``{"split": "eval"}``).
     """
+    mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     envs.metadata = {**envs.metadata, "autoreset_mode": AutoresetMode.DISABLED}
+    try:
+        return _collect_episodes(envs, policy, sampling, generator, seed, options)
+    finally:
+        envs.metadata = {**envs.metadata, "autoreset_mode": mode}
+
+
+def _collect_episodes(
+    envs: Any,
+    policy: LMPolicy,
+    sampling: SamplingConfig,
+    generator: torch.Generator | None,
+    seed: int | None,
+    options: dict[str, Any] | None,
+) -> Rollout:
     obs, _ = envs.reset(seed=seed, options=options)
     prompt_length, pad = envs.prompt_length, envs.setup.pad_token_id
     # skip the leading columns that are padding in every row: the batch is only as wide as its longest prompt
     start = int(obs["attention_mask"][:, :prompt_length].any(0).long().argmax())
     state = policy.prefill(obs["input_ids"][:, start:prompt_length], obs["attention_mask"][:, start:prompt_length])
-    logprobs, scores = [], torch.zeros(envs.num_envs, device=envs.device)
+    steps, scores = 0, torch.zeros(envs.num_envs, device=envs.device)
     done = torch.zeros(envs.num_envs, dtype=torch.bool, device=envs.device)
     completions: list[Any] = [None] * envs.num_envs
     vocab = int(envs.single_action_space.n)  # a model's vocabulary may be padded past the tokenizer's
     for _ in range(envs.max_new_tokens):
-        tokens, logp = sample(state.logits[:, :vocab], sampling, generator)  # (B,), (B,)
+        tokens, _ = sample(state.logits[:, :vocab], sampling, generator)  # (B,)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens.to(envs.device))
-        logprobs.append(logp.to(envs.device))
+        steps += 1
         obs, rewards, terminated, _, infos = envs.step(tokens)
         scores += torch.where(done, torch.zeros_like(rewards), rewards)
         _store_completions(completions, infos)
@@ -135,14 +147,10 @@ def collect(
         if bool(done.all()):
             break
         state = policy.advance(state, tokens.to(policy.device))
-    steps = len(logprobs)
-    mask = envs.attention_mask[:, prompt_length : prompt_length + steps].float()
-    behaviour = torch.stack(logprobs, dim=1) * mask  # (B, T)
     return Rollout(
         input_ids=envs.input_ids[:, start : prompt_length + steps].clone(),
         attention_mask=envs.attention_mask[:, start : prompt_length + steps].clone(),
-        mask=mask,
-        behaviour_logprobs=behaviour,
+        mask=envs.attention_mask[:, prompt_length : prompt_length + steps].float(),
         scores=scores,
         prompts=envs.prompts,
         completions=[c or "" for c in completions],
@@ -181,13 +189,13 @@ def collect_generic(
         ids = torch.as_tensor(np.asarray(obs["input_ids"]), device=device)
         mask = torch.as_tensor(np.asarray(obs["attention_mask"]), device=device)
         logits = policy.next_token_logits(ids, mask)[:, : envs.single_action_space.n]
-        tokens, logp = sample(logits, sampling, generator)
+        tokens, _ = sample(logits, sampling, generator)
         obs, rewards, terminated, truncated, _ = envs.step(tokens.cpu().numpy())
         for i in range(envs.num_envs):
             if needs_reset[i]:  # this step was the autoreset: a new episode starts here
                 running[i] = _Episode(_prompt_of(obs, i))
                 continue
-            running[i].add(int(tokens[i]), float(logp[i]))
+            running[i].actions.append(int(tokens[i]))
             if terminated[i] or truncated[i]:
                 running[i].score = float(rewards[i])
                 finished.append(running[i])
@@ -199,12 +207,7 @@ def collect_generic(
 class _Episode:
     prompt_ids: list[int]
     actions: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
     score: float = 0.0
-
-    def add(self, token: int, logprob: float) -> None:
-        self.actions.append(token)
-        self.logprobs.append(logprob)
 
 
 def _prompt_of(obs: dict[str, Any], i: int) -> list[int]:
@@ -218,18 +221,15 @@ def _stack(episodes: list[_Episode], policy: LMPolicy, pad: int) -> Rollout:
     batch = len(episodes)
     input_ids = torch.full((batch, prompt_len + steps), pad, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
-    behaviour = torch.zeros(batch, steps)
     for row, e in enumerate(episodes):
         start = prompt_len - len(e.prompt_ids)
         input_ids[row, start:prompt_len] = torch.tensor(e.prompt_ids)
         input_ids[row, prompt_len : prompt_len + len(e.actions)] = torch.tensor(e.actions)
         attention[row, start : prompt_len + len(e.actions)] = 1
-        behaviour[row, : len(e.actions)] = torch.tensor(e.logprobs)
     device = policy.device
     return Rollout(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),
         mask=attention[:, prompt_len:].float().to(device),
-        behaviour_logprobs=behaviour.to(device),
         scores=torch.tensor([e.score for e in episodes], device=device),
     )

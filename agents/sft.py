@@ -83,7 +83,6 @@ class SFT(Trainer):
             input_ids.to(device),
             attention_mask.to(device),
             mask.to(device),
-            torch.zeros_like(mask, device=device),
             torch.zeros(batch_size, device=device),
             [e.prompt for e in chosen],
             [setup.task.demonstration(e) or "" for e in chosen],

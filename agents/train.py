@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"resuming {front.algo} from iteration {trainer.iteration} ({trainer.timesteps} tokens)"
             print(message, file=sys.stderr)
         trainer.learn()
-        result = trainer.evaluate() if trainer.fast_path else {}
+        result = trainer.final_evaluation() if trainer.fast_path else {}
     finally:
         trainer.close()
     print(json.dumps({"algo": front.algo, "env_id": config.env_id, "iteration": trainer.iteration, **result}))

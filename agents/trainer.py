@@ -39,6 +39,7 @@ from agents.sampling import SamplingConfig, Schedule, config_at, sample
 from textgym.rewards.form import ngrams, words
 
 EVAL_SEED = 1_000_003
+SAMPLE_PAIRS = 8  # held-out samples each evaluation reports (eval/sample_pairs; the run's samples/ reports)
 SCORE_PREFIX = "eval/score/"  # evaluate()'s figures of the independent scorers: eval/score/<reward name>
 Callback = Callable[["Trainer", dict[str, Any]], bool | None]
 
@@ -135,6 +136,8 @@ class Trainer:
         self.run = RunDir(self.config.run_dir)
         self._owns_run = False  # whether this trainer started or resumed the run in run_dir
         self._saved_iteration: int | None = None
+        self._progress: Any = None  # learn()'s progress bar while it runs
+        self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (iteration, metrics) of learn()'s last eval
 
     # -- construction -------------------------------------------------------------------------------------
 
@@ -343,14 +346,18 @@ class Trainer:
             unit="tok",
             disable=not self.config.progress,
         )
+        self._progress = bar
         try:
             logger = self._open_logger()
+            logger.log_config(self.state_dict_config())
             while self.timesteps < total:
                 metrics = self.train_iteration()
                 bar.update(min(metrics["charts/tokens"], total - bar.n))
                 bar.set_postfix(progress_figures(metrics))
                 if self.config.eval_every and self.iteration % self.config.eval_every == 0:
+                    self.show_phase("eval")
                     metrics.update(self.evaluate())
+                    self.last_evaluation = (self.iteration, metrics)
                 logger.log(metrics, self.timesteps, self.iteration)
                 if self.config.save_every and self.iteration % self.config.save_every == 0:
                     self._save_run_checkpoint()
@@ -359,9 +366,22 @@ class Trainer:
             if self._saved_iteration != self.iteration:
                 self._save_run_checkpoint()
         finally:
+            self._progress = None
             bar.close()
             self._end_run()
         return self
+
+    def show_phase(self, phase: str) -> None:
+        """Name the part of the iteration running now (rollout, update, eval) on the progress bar."""
+        if self._progress is not None:
+            self._progress.set_description_str(f"{self.algo} {self.config.env_id} [{phase}]")
+
+    def final_evaluation(self) -> dict[str, Any]:
+        """The held-out evaluation of the policy as it is now: the periodic one of this iteration when
+        :meth:`learn` just ran it, else a fresh :meth:`evaluate`."""
+        if self.last_evaluation is not None and self.last_evaluation[0] == self.iteration:
+            return {k: v for k, v in self.last_evaluation[1].items() if k.startswith("eval/")}
+        return self.evaluate()
 
     def _start_run(self) -> None:
         """Lock ``run_dir`` and make sure this trainer may write there (see :meth:`learn`)."""
@@ -399,8 +419,10 @@ class Trainer:
     def train_iteration(self) -> dict[str, Any]:
         """Collect one batch, score it, update; returns the iteration's metrics."""
         start = time.perf_counter()
+        self.show_phase("rollout")
         batch = self.collect_rollout(self.iteration)
         rollout_seconds = time.perf_counter() - start
+        self.show_phase("update")
         evaluation = self.evaluate_batch(batch) if self.one_pass_update else None  # shared by score and update
         scored = self.score(batch, evaluation)
         stats = self.update(batch, scored, evaluation)
@@ -460,9 +482,10 @@ class Trainer:
             tokens += int(mask.sum())
             completions += batch.completions[:keep]
             texts += [f"{p}\u2502{c}" for p, c in zip(batch.prompts[:keep], batch.completions[:keep], strict=True)]
+        all_scores = torch.cat(scores)
         return {
-            "eval/score_mean": float(torch.cat(scores).mean()),
-            "eval/score_std": float(torch.cat(scores).std()) if n > 1 else 0.0,
+            "eval/score_mean": float(all_scores.mean()),
+            "eval/score_std": float(all_scores.std()) if n > 1 else 0.0,
             "eval/kl": float(torch.cat(kls).mean()),
             "eval/kl_k3": float(torch.cat(kls_k3).mean()),
             **self._independent_scores(scorers, prompts, completions, n),
@@ -472,7 +495,8 @@ class Trainer:
             "eval/episode_length": tokens / n,
             "eval/samples": "\n".join(t.replace("\n", " ") for t in texts[:4]),
             "eval/sample_pairs": [
-                {"prompt": p, "completion": c} for p, c in zip(prompts[:4], completions[:4], strict=True)
+                {"prompt": prompts[i], "completion": completions[i], "reward": float(all_scores[i])}
+                for i in range(min(SAMPLE_PAIRS, n))
             ],
         }
 
@@ -527,7 +551,7 @@ class Trainer:
         policy_state = {k: p.detach().clone() for k, p in self.policy.named_parameters() if p.requires_grad}
         return {
             "algo": self.algo,
-            "config": plain_data({f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}),
+            "config": self.state_dict_config(),
             "iteration": self.iteration,
             "timesteps": self.timesteps,
             "policy": policy_state,
@@ -535,6 +559,10 @@ class Trainer:
             "kl_controller": self.kl_controller.state_dict(),
             "extra": self.extra_state(),
         }
+
+    def state_dict_config(self) -> dict[str, Any]:
+        """The config as plain data (a reward function by name only; see :func:`agents.checkpoint.plain_data`)."""
+        return plain_data({f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)})
 
     def extra_state(self) -> dict[str, Any]:
         """Algorithm state beyond weights and optimizer (e.g. a moving-average baseline)."""

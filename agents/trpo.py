@@ -33,6 +33,7 @@ from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, trpo_step, value_loss
 from agents.policy import Evaluation, LMPolicy, position_ids
 from agents.rollout import Rollout
+from agents.sampling import learning_logprobs
 from agents.trainer import Scored, Trainer
 
 
@@ -143,8 +144,7 @@ def sampled_fisher_product(policy: LMPolicy, batch: Rollout, temperature: float)
 
     def token_logprobs(*values: Tensor) -> Tensor:
         out = functional_call(policy.model, dict(zip(names, values, strict=True)), args=(), kwargs=kwargs)
-        logits = out.logits[:, :-1].float() / temperature  # (B, T, V)
-        return torch.log_softmax(logits, -1).gather(-1, batch.actions[..., None]).squeeze(-1) * mask  # (B, T)
+        return learning_logprobs(out.logits[:, :-1].float(), batch.actions, temperature) * mask  # (B, T)
 
     _, pullback = vjp(token_logprobs, *primals)
     scale = 1.0 / mask.sum().clamp(min=1.0)

@@ -250,7 +250,9 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
             "distinct_2": quality["eval/distinct_2"],
             "kl_k3": quality["eval/kl_k3"],
             "independent": {k.removeprefix(SCORE_PREFIX): v for k, v in quality.items() if k.startswith(SCORE_PREFIX)},
-            "samples": quality["eval/sample_pairs"][:SAMPLES],
+            "samples": [
+                {"prompt": s["prompt"], "completion": s["completion"]} for s in quality["eval/sample_pairs"][:SAMPLES]
+            ],
         },
         "cost": {
             "wall_clock_s": round(wall_seconds, 2),

@@ -138,19 +138,28 @@ def test_kl_penalty_is_dense_and_the_score_terminal(tmp_path):
     assert scored.kl.sum() > 0
 
 
-def test_fast_and_generic_rollouts_agree_on_log_probs(tokenizer, tiny_model):
+def test_fast_and_generic_rollouts_rebuild_the_sampled_sequences(tokenizer, tiny_model):
+    """Both rollout paths lay out prompt and actions so that the policy, re-reading a batch, finds every action
+    among the top 5 tokens it sampled from (top_k=5) at that position."""
+    from agents.policy import position_ids
     from textgym.vector import TextGenVectorEnv
 
     policy = LMPolicy(tiny_model, value_head=False, reference=False)
     sampling = SamplingConfig(top_k=5, temperature=0.8)
-    fast = collect(TextGenVectorEnv(4, task="arithmetic", max_new_tokens=4), policy, sampling, seed=0)
+    vector = TextGenVectorEnv(4, task="arithmetic", max_new_tokens=4)
+    fast = collect(vector, policy, sampling, seed=0)
+    assert vector.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP  # its own mode is back
     envs = gym.make_vec("TextGen-Arithmetic-v0", num_envs=2, vectorization_mode="sync", max_new_tokens=4)
     generic = collect_generic(envs, policy, sampling, num_episodes=3, seed=0)
     for batch in (fast, generic):
-        # the behaviour log-prob is of the truncated (top-5) distribution, so it is >= the full softmax's
-        full = policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, 0.8).logprobs
-        assert (batch.behaviour_logprobs >= full * batch.mask - 1e-5).all()
-        assert batch.mask.sum() > 0 and batch.input_ids.shape[1] == batch.attention_mask.shape[1]
+        ids, attention, steps = batch.input_ids, batch.attention_mask, batch.num_generated
+        with torch.no_grad():
+            logits = policy.model(input_ids=ids, attention_mask=attention, position_ids=position_ids(attention)).logits
+        logits = logits[:, -steps - 1 : -1]  # (B, T, V): the distribution each action was sampled from
+        fifth = logits.topk(5, dim=-1).values[..., -1]
+        chosen = logits.gather(-1, batch.actions[..., None]).squeeze(-1)
+        assert ((chosen >= fifth - 1e-4) | (batch.mask == 0)).all()
+        assert batch.mask.sum() > 0 and ids.shape[1] == attention.shape[1]
     assert generic.input_ids.shape[0] == 3
 
 
@@ -271,3 +280,19 @@ def test_cli_train_rejects_unknown_flags_and_broken_config(tmp_path, capsys):
     broken.write_text("learning_rate: [1\n")
     assert main(["train", "--config", str(broken)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_progress_names_the_phase_and_each_evaluation_leaves_a_samples_report(tmp_path, capsys, monkeypatch):
+    agent = make("ppo", tmp_path, progress=True, eval_every=1, eval_episodes=4)
+    agent.learn(total_timesteps=1)  # one iteration
+    err = capsys.readouterr().err
+    assert "[rollout]" in err and "[update]" in err and "[eval]" in err
+    report = (tmp_path / "ppo" / "samples" / "iteration_000001.md").read_text()
+    assert "| prompt | completion | reward |" in report and len(report.strip().splitlines()) == 2 + 2 + 4
+    calls = []
+    monkeypatch.setattr(agent, "evaluate", lambda *a, **k: calls.append(1) or {})
+    final = agent.final_evaluation()  # the periodic evaluation of this very iteration: not run again
+    assert calls == [] and final["eval/score_mean"] == read_metrics(tmp_path / "ppo")[-1]["eval/score_mean"]
+    agent.iteration += 1  # the policy moved on since: evaluate afresh
+    agent.final_evaluation()
+    assert calls == [1]

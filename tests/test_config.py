@@ -197,15 +197,17 @@ def test_cli_train_rejects_a_yaml_bool_for_an_int(tmp_path, capsys):
     assert "config key 'batch_size' expects int, got True" in capsys.readouterr().err
 
 
-def test_cli_help_shows_the_allowed_values(capsys):
+def test_cli_help_shows_the_defaults_and_allowed_values(capsys):
     from agents.train import parse
 
     with pytest.raises(SystemExit):
         parse(["--algo", "ppo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "discount over generated tokens (in [0, 1])" in text
-    assert "(one of k1, k2, k3)" in text and "(one of auto, cpu, cuda, cuda:N)" in text
-    assert "passes over each batch (>= 1)" in text
+    assert "discount over generated tokens (default: 1.0; in [0, 1])" in text
+    assert "(default: k1; one of k1, k2, k3)" in text and "(default: auto; one of auto, cpu, cuda, cuda:N)" in text
+    assert "passes over each batch (default: 2; >= 1)" in text
+    assert "(default: batch; one of none, batch, group, leave_one_out)" in text  # PPO's own default
+    assert "--env-id ENV_ID, --env ENV_ID" in text and text.count("--env ENV_ID") == 1
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
