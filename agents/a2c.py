@@ -34,6 +34,7 @@ class A2C(Trainer):
     """Advantage actor-critic: the value head on the LM trunk is the critic."""
 
     config_class: ClassVar[type[TrainConfig]] = A2CConfig
+    config: A2CConfig
     algo: ClassVar[str] = "a2c"
 
     one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward

@@ -363,7 +363,7 @@ def field_help(f: Field) -> str:
         'discount over generated tokens (default: 1.0; in [0, 1])'
     """
     allowed = f.metadata.get("allowed", Allowed()).describe()
-    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
     notes = [f"default: {default}"] + ([allowed] if allowed else [])
     return f"{f.metadata.get('help', '')} ({'; '.join(notes)})".replace("%", "%%")  # argparse formats help with %
 

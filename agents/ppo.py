@@ -47,6 +47,7 @@ class PPO(Trainer):
     """Proximal policy optimisation on the LM policy with a value head on its trunk."""
 
     config_class: ClassVar[type[TrainConfig]] = PPOConfig
+    config: PPOConfig
     algo: ClassVar[str] = "ppo"
 
     @property
@@ -84,6 +85,7 @@ class PPO(Trainer):
         policy_loss, info = ppo_policy_loss(
             ev.logprobs, scored.logprobs[index], advantages[index], mb.mask, c.clip_range
         )
+        assert scored.values is not None  # PPO scores with its value head
         v_loss = value_loss(ev.values, returns[index], mb.mask, scored.values[index], c.clip_range_vf)
         entropy = masked_mean(ev.entropy, mb.mask)
         self.optimizer_step(policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy)

@@ -41,6 +41,7 @@ class Reinforce(Trainer):
     """Monte-Carlo policy gradient with a baseline; no critic."""
 
     config_class: ClassVar[type[TrainConfig]] = ReinforceConfig
+    config: ReinforceConfig
     algo: ClassVar[str] = "reinforce"
     needs_values: ClassVar[bool] = False
 

@@ -283,4 +283,4 @@ def config_at(base: SamplingConfig, schedules: dict[str, Schedule], step: int) -
     updates: dict[str, float | int] = {name: sched(step) for name, sched in schedules.items()}
     if "top_k" in updates:
         updates["top_k"] = round(updates["top_k"])
-    return dataclasses.replace(base, **updates)
+    return dataclasses.replace(base, **updates)  # type: ignore[arg-type]  # each value has its field's type

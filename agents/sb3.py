@@ -204,8 +204,13 @@ class LMActorCriticPolicy(ActorCriticPolicy):
 
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.dtype]
         lm = load_causal_lm(self.model_name, dtype=dtype, device="cpu", seed=self.seed)
-        kwargs = {"value_head": self.use_value_head, "reference": self.use_reference}
-        return LMPolicy(lm, lora_rank=self.lora_rank, lora_alpha=self.lora_alpha, **kwargs)
+        return LMPolicy(
+            lm,
+            value_head=self.use_value_head,
+            reference=self.use_reference,
+            lora_rank=self.lora_rank,
+            lora_alpha=self.lora_alpha,
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

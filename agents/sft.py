@@ -46,6 +46,7 @@ class SFT(Trainer):
     """Behaviour cloning on the task's demonstrations; shares the RL trainers' loop, checkpoints and eval."""
 
     config_class: ClassVar[type[TrainConfig]] = SFTConfig
+    config: SFTConfig
     algo: ClassVar[str] = "sft"
     needs_values: ClassVar[bool] = False
 

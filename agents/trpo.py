@@ -58,10 +58,17 @@ class TRPO(Trainer):
     """Trust region policy optimisation with a value head fitted separately."""
 
     config_class: ClassVar[type[TrainConfig]] = TRPOConfig
+    config: TRPOConfig
     algo: ClassVar[str] = "trpo"
 
+    @property
+    def critic(self) -> torch.nn.Module:
+        """The value head (TRPO fits it apart from the policy's trust-region step)."""
+        assert self.policy.value_head is not None  # needs_values: the policy is built with one
+        return self.policy.value_head
+
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.value_head.parameters(), lr=self.config.vf_learning_rate)
+        return torch.optim.Adam(self.critic.parameters(), lr=self.config.vf_learning_rate)
 
     def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
         c = self.config
@@ -115,7 +122,7 @@ class TRPO(Trainer):
     def _value_step(self, batch: Rollout, returns: torch.Tensor) -> float:
         with torch.no_grad():
             hidden = self.policy._trunk(batch.input_ids, batch.attention_mask)[:, -batch.num_generated - 1 : -1]
-        values = self.policy.value_head(hidden.float()).squeeze(-1)
+        values = self.critic(hidden.float()).squeeze(-1)
         loss = value_loss(values, returns, batch.mask)
         self.optimizer_step(loss, "value loss")
         return loss.item()

@@ -275,7 +275,7 @@ def average_curves(curves: Sequence[Sequence[Sequence[float]]]) -> tuple[np.ndar
         >>> grid.tolist(), mean.tolist(), low.tolist(), high.tolist()
         ([0.0, 5.0, 10.0], [0.5, 0.75, 1.0], [0.0, 0.5, 1.0], [1.0, 1.0, 1.0])
     """
-    points = [np.asarray(sorted(c), dtype=float) for c in curves if len(c)]  # each (P, 2)
+    points = [np.asarray(sorted(map(tuple, c)), dtype=float) for c in curves if len(c)]  # each (P, 2)
     if not points:
         return tuple(np.empty(0) for _ in range(4))
     xs = np.unique(np.concatenate([p[:, 0] for p in points]))
@@ -445,7 +445,7 @@ def row_cells(name: str, runs: list[Result], zero: list[Result] | None, scorers:
     """The cells of one row after rank and agent: seeds, budget, reward, gain, scorers, spreads, command."""
     cells = [str(len(runs)), budget_cell(runs[0]), format_ci(mean_ci(rewards(runs)))]
     has_gain = zero is not None and name != ZERO_SHOT
-    cells.append(format_gain(gain(seeded_rewards(runs), seeded_rewards(zero))) if has_gain else "—")
+    cells.append(format_gain(gain(seeded_rewards(runs), seeded_rewards(zero or []))) if has_gain else "—")
     cells += [mean_std(scores(runs, s), 3) for s in scorers]
     cells += [mean_std([r[a][b] for r in runs], digits) for _, (a, b), digits in SPREAD_COLUMNS]
     return [*cells, command_cell(runs)]

@@ -43,6 +43,14 @@ def result_path(spec: RunSpec, results_dir: Path = RESULTS) -> Path:
     return result_file(results_dir, spec.suite, spec.run_id)
 
 
+def env_version(env_id: str) -> int:
+    """The version number of a Gymnasium id: ``"TextGen-Reverse-v1"`` -> 1."""
+    found = re.search(r"-v(\d+)$", env_id)
+    if found is None:
+        raise ValueError(f"env id {env_id!r} has no version suffix (-vN)")
+    return int(found.group(1))
+
+
 def is_done(spec: RunSpec, results_dir: Path = RESULTS) -> bool:
     try:
         load_result(result_path(spec, results_dir))
@@ -225,7 +233,7 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
         "schema_version": SCHEMA_VERSION,
         "run_id": spec.run_id,
         "suite": spec.suite,
-        "env": {"id": spec.env_id, "version": int(re.search(r"-v(\d+)$", spec.env_id).group(1))},
+        "env": {"id": spec.env_id, "version": env_version(spec.env_id)},
         "agent": {
             "name": spec.name,
             "algo": ALGO_NAMES.get(spec.agent, trainer.algo),

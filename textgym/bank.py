@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import numpy as np
 import torch
@@ -43,7 +44,8 @@ class PromptBank:
     def slots(self, draw: Draw) -> np.ndarray:
         """The bank slot of each drawn example, adding the ones not in the bank yet."""
         if draw.split == CUSTOM:  # options={"prompt": text}: every row has the same text
-            return np.full(len(draw.indices), self._custom_slot(draw.source[0][0]), dtype=np.int64)
+            example = cast(Example, draw.source[0][0])  # an element of an object array
+            return np.full(len(draw.indices), self._custom_slot(example), dtype=np.int64)
         table = self._split_slots.get(draw.split)
         if table is None:
             table = self._split_slots[draw.split] = np.full(len(draw.source[0]), -1, dtype=np.int64)
@@ -75,7 +77,7 @@ class PromptBank:
         while start + count > self.ids.shape[0]:
             self.ids = torch.cat([self.ids, torch.empty_like(self.ids)])
             self.lengths = torch.cat([self.lengths, torch.zeros_like(self.lengths)])
-        slots = np.arange(start, start + count, dtype=np.int64)
+        slots: np.ndarray = np.arange(start, start + count, dtype=np.int64)
         self._write(slots, split, indices, examples)
         self.size += count
         return slots

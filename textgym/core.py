@@ -158,7 +158,7 @@ class EpisodeSetup:
             scores = self.reward(prompts, completions, references=references, **columns)
             return validate_scores(scores, prompts, completions), {}
         parts = breakdown(prompts, completions, references=references, **columns)
-        scores = validate_scores(self.reward.combine(parts), prompts, completions)
+        scores = validate_scores(self.reward.combine(parts), prompts, completions)  # type: ignore[attr-defined]
         return scores, {f"reward/{name}": validate_scores(v, prompts, completions) for name, v in parts.items()}
 
     @property
@@ -210,6 +210,9 @@ def build_setup(
         prompt_cache_size=cache_size,
         chat_template=chat_template,
     )
+
+
+RENDER_MODES = ("ansi",)  # the prompt and completion as text
 
 
 class RenderModeError(ValueError, TypeError):
@@ -309,7 +312,7 @@ class Draw:
 
 
 def draw_examples(
-    setup: EpisodeSetup, options: dict[str, Any] | None, count: int, random_indices: Callable[[int], Any]
+    setup: EpisodeSetup, options: Mapping[str, Any] | None, count: int, random_indices: Callable[[int], Any]
 ) -> Draw:
     """Pick ``count`` examples: from ``options`` or, by default, uniformly with ``random_indices(n)`` (``count``
     ints in ``[0, n)``).
@@ -323,14 +326,14 @@ def draw_examples(
         >>> draw_examples(setup, {"prompt_index": [0, 1]}, 2, None).indices.tolist()
         [0, 1]
     """
-    options = check_options(options)
-    split = options.get("split", "train")
+    checked = check_options(options)
+    split = checked.get("split", "train")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
-    if "prompt" in options:
-        return _custom_draw(options["prompt"], options.get("references", ()), count)
+    if "prompt" in checked:
+        return _custom_draw(checked["prompt"], checked.get("references", ()), count)
     source = setup.example_arrays(split)
-    chosen = options.get("prompt_index")
+    chosen = checked.get("prompt_index")
     if chosen is None:
         indices = np.asarray(random_indices(len(source[0])), dtype=np.int64)
     else:
@@ -423,8 +426,8 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 
 def prompt_row(setup: EpisodeSetup, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """The initial observation row for a prompt: left-padded ids and mask of length L."""
-    input_ids = np.full(setup.length, setup.pad_token_id, dtype=np.int64)
-    mask = np.zeros(setup.length, dtype=np.int64)
+    input_ids: np.ndarray = np.full(setup.length, setup.pad_token_id, dtype=np.int64)
+    mask: np.ndarray = np.zeros(setup.length, dtype=np.int64)
     start = setup.max_prompt_tokens - len(ids)
     input_ids[start : setup.max_prompt_tokens] = ids
     mask[start : setup.max_prompt_tokens] = 1

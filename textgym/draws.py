@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,13 @@ class IndexStreams:
     def __init__(self, seeds: Sequence[int | None], block: int = 1024) -> None:
         self.block = block
         count = len(seeds)
-        self._size = np.zeros(count, dtype=np.int64)  # size of each stream's current block
+        self._size: np.ndarray = np.zeros(count, dtype=np.int64)  # size of each stream's current block
         self._seeds = list(seeds)
         self._rngs: list[np.random.Generator | None] = [None] * count  # built on first use
-        self._buffer = np.zeros((count, block), dtype=np.int64)
-        self._cursor = np.zeros(count, dtype=np.int64)  # next unused draw of each block
-        self._n = np.zeros(count, dtype=np.int64)  # the range each block was drawn for (0: none yet)
-        self._block_start: list[dict[str, Any] | None] = [None] * count  # generator state before each block
+        self._buffer: np.ndarray = np.zeros((count, block), dtype=np.int64)
+        self._cursor: np.ndarray = np.zeros(count, dtype=np.int64)  # next unused draw of each block
+        self._n: np.ndarray = np.zeros(count, dtype=np.int64)  # the range each block was drawn for (0: none yet)
+        self._block_start: list[Mapping[str, Any] | None] = [None] * count  # generator state before each block
 
     def draw(self, rows: np.ndarray, n: int) -> np.ndarray:
         """The next index in ``[0, n)`` of each stream in ``rows`` (distinct rows), as an int64 array."""
@@ -48,8 +48,9 @@ class IndexStreams:
     def _refill(self, row: int, n: int) -> None:
         rng = self._generator(row)
         used, size = int(self._cursor[row]), int(self._size[row])
-        if used < size:  # a switch of range: give back the unused draws of this block
-            rng.bit_generator.state = self._block_start[row]
+        start = self._block_start[row]
+        if used < size and start is not None:  # a switch of range: give back the unused draws of this block
+            rng.bit_generator.state = start
             rng.integers(int(self._n[row]), size=used)
         size = min(max(2 * size, 64), self.block)
         self._block_start[row] = rng.bit_generator.state

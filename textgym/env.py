@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -13,6 +13,7 @@ from gymnasium.error import ResetNeeded
 
 from textgym.core import (
     PROMPT_CACHE_SIZE,
+    RENDER_MODES,
     build_setup,
     check_options,
     check_render_mode,
@@ -20,7 +21,7 @@ from textgym.core import (
     prompt_row,
     why_reset,
 )
-from textgym.tasks import Task
+from textgym.tasks import Example, Task
 
 
 def validate_action(action: Any, vocab_size: int) -> int:
@@ -102,7 +103,7 @@ class TextGenEnv(gym.Env):
         True
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class TextGenEnv(gym.Env):
         prompt_cache_size: int = PROMPT_CACHE_SIZE,
         chat_template: bool = False,
     ) -> None:
-        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
+        self.render_mode = check_render_mode(render_mode, RENDER_MODES)
         self.setup = build_setup(
             task,
             prompts,
@@ -141,10 +142,11 @@ class TextGenEnv(gym.Env):
         self._reward_failed = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        options = check_options(options)  # before seeding, so a bad option changes nothing
+        checked = check_options(options)  # before seeding, so a bad option changes nothing
         super().reset(seed=seed)
-        draw = draw_examples(self.setup, options, 1, lambda n: self.np_random.integers(n, size=1))
-        split, index, example = draw.split, int(draw.indices[0]), draw.examples[0]
+        draw = draw_examples(self.setup, checked, 1, lambda n: self.np_random.integers(n, size=1))
+        split, index = draw.split, int(draw.indices[0])
+        example = cast(Example, draw.examples[0])  # an element of an object array
         ids = self.setup.encode(split, index, example)
         self._example = example
         self._input_ids, self._attention_mask = prompt_row(self.setup, ids)

@@ -16,6 +16,7 @@ from textgym.bank import PromptBank
 from textgym.core import (
     OPTION_KEYS,
     PROMPT_CACHE_SIZE,
+    RENDER_MODES,
     build_setup,
     check_int,
     check_options,
@@ -64,7 +65,7 @@ class TextGenVectorEnv(VectorEnv):
         (4, 24)
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["ansi"]}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": list(RENDER_MODES)}
 
     def __init__(
         self,
@@ -85,7 +86,7 @@ class TextGenVectorEnv(VectorEnv):
         chat_template: bool = False,
     ) -> None:
         num_envs = check_int(num_envs, "num_envs", 1)
-        check_render_mode(render_mode, self.metadata["render_modes"])
+        check_render_mode(render_mode, RENDER_MODES)
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.SAME_STEP:
             raise ValueError("TextGenVectorEnv supports autoreset_mode 'NextStep' and 'Disabled', not 'SameStep'")
@@ -126,9 +127,9 @@ class TextGenVectorEnv(VectorEnv):
         self._cursor = self._ops.view(first_column.clone())
         self._budget_end = self._ops.view(first_column + self.setup.max_new_tokens)
         self._streams = IndexStreams([None] * num_envs)
-        self._prompts = np.full(num_envs, None, dtype=object)  # each sub-env's current prompt
-        self._references = np.full(num_envs, None, dtype=object)  # and its references
-        self._extras = np.full(num_envs, None, dtype=object)  # and its example's extra columns
+        self._prompts: np.ndarray = np.full(num_envs, None, dtype=object)  # each sub-env's current prompt
+        self._references: np.ndarray = np.full(num_envs, None, dtype=object)  # and its references
+        self._extras: np.ndarray = np.full(num_envs, None, dtype=object)  # and its example's extra columns
         self._bank = PromptBank(self.setup, self.device)
         self._any_done = True  # whether some sub-env's episode has ended (kept in step with _done)
         self._steps_to_budget = 0
@@ -333,8 +334,10 @@ def _add(infos: dict[str, Any], key: str, rows: np.ndarray, values: Sequence[Any
     object array (None where absent).
     """
     if key not in infos:
-        numeric = isinstance(values, np.ndarray) and values.dtype != object
-        infos[key] = np.zeros(n, dtype=values.dtype) if numeric else np.full(n, None, dtype=object)
+        if isinstance(values, np.ndarray) and values.dtype != object:
+            infos[key] = np.zeros(n, dtype=values.dtype)
+        else:
+            infos[key] = np.full(n, None, dtype=object)
         infos[f"_{key}"] = np.zeros(n, dtype=bool)
     infos[key][rows] = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object, count=len(rows))
     infos[f"_{key}"][rows] = True
@@ -351,7 +354,7 @@ class CpuOps:
     def __init__(self, vocab_size: int, eos_token_id: int) -> None:
         # what action a is, at entry a + 1; take(mode="clip") sends every negative action to entry 0 and every
         # action >= V to entry V + 1, both out of range
-        self._action_kinds = np.full(vocab_size + 2, _OUT_OF_RANGE, dtype=np.uint8)
+        self._action_kinds: np.ndarray = np.full(vocab_size + 2, _OUT_OF_RANGE, dtype=np.uint8)
         self._action_kinds[1:-1] = 0
         self._action_kinds[eos_token_id + 1] = _EOS
 
@@ -379,7 +382,7 @@ class CpuOps:
         return np.flatnonzero(mask)
 
     def any(self, mask: np.ndarray) -> bool:
-        return np.count_nonzero(mask) > 0  # a third of the cost of mask.any() on small arrays
+        return bool(np.count_nonzero(mask))  # a third of the cost of mask.any() on small arrays
 
     def gather(self, table: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``table[index]`` along the first axis (``take`` costs a third of fancy indexing here)."""
@@ -393,7 +396,9 @@ class CpuOps:
 
     def scan_actions(self, values: np.ndarray) -> bool:
         """Whether any of the int64 ``values`` is EOS; IndexError if any is outside ``[0, V)``."""
-        kinds = self._action_kinds.take(values + 1, mode="clip")  # (int64 max + 1 wraps negative: out of range too)
+        kinds: np.ndarray = self._action_kinds.take(
+            values + 1, mode="clip"
+        )  # (int64 max + 1 wraps negative: out of range too)
         if not np.count_nonzero(kinds):  # all ordinary tokens: the common case, one cheap check
             return False
         if kinds.max() == _OUT_OF_RANGE:

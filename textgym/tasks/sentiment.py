@@ -30,8 +30,10 @@ def load_snippets() -> list[tuple[str, str]]:
     with bz2.open(rotten_tomatoes_path(), "rt", encoding="utf-8") as f:
         rows = [(r["category"], " ".join(r["text"].split())) for r in csv.DictReader(f)]
     unique = dict.fromkeys((c, t) for c, t in rows if c in ("fresh", "rotten") and len(t.split()) >= 6)
-    seen: set[str] = set()
-    return [(c, t) for c, t in unique if not (t in seen or seen.add(t))]
+    first: dict[str, str] = {}  # text -> category of its first row
+    for category, text in unique:
+        first.setdefault(text, category)
+    return [(c, t) for t, c in first.items()]
 
 
 def opening(text: str) -> str:
