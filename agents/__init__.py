@@ -10,8 +10,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from textgym.registry import load_entry_point
 
 ALGOS: dict[str, str] = {
     "reinforce": "agents.reinforce:Reinforce",
@@ -26,8 +27,7 @@ def trainer_class(algo: str) -> Any:
     """The trainer class registered as ``algo``."""
     if algo not in ALGOS:
         raise ValueError(f"unknown algo {algo!r}: expected one of {sorted(ALGOS)}")
-    module, _, attr = ALGOS[algo].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return load_entry_point(ALGOS[algo], "algo")
 
 
 def make_trainer(algo: str, **kwargs: Any) -> Any:

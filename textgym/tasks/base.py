@@ -6,7 +6,6 @@ evaluation always runs on the same held-out prompts.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,9 +83,9 @@ def make_task(spec: str | Task, **kwargs: Any) -> Task:
         if kwargs:
             raise ValueError(f"task kwargs {sorted(kwargs)} given with an already built task {spec!r}")
         return spec
+    from textgym.registry import load_entry_point
+
     entry = TASKS.get(spec, spec)
     if ":" not in entry:
         raise ValueError(f"unknown task {spec!r}: expected one of {sorted(TASKS)} or 'module:Class'")
-    module, _, attr = entry.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    return cls(**kwargs)
+    return load_entry_point(entry, "task")(**kwargs)

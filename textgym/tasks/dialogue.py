@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from textgym.registry import package_dir
 from textgym.tasks.base import Example, Task
 
 EVAL_FRACTION = 10  # one conversation in ten is held out
@@ -16,10 +16,8 @@ SPLIT_SEED = 0
 
 def corpus_dir() -> Path:
     """The English conversations folder of the ``chatterbot-corpus`` package."""
-    spec = importlib.util.find_spec("chatterbot_corpus")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("TextGen-Dialogue needs 'chatterbot-corpus': pip install --no-deps chatterbot-corpus")
-    return Path(spec.origin).parent / "data" / "english"
+    hint = "TextGen-Dialogue needs 'chatterbot-corpus': pip install --no-deps chatterbot-corpus"
+    return package_dir("chatterbot_corpus", hint) / "data" / "english"
 
 
 def load_conversations() -> list[tuple[str, list[str]]]:

