@@ -16,7 +16,6 @@ function recorded by name), :meth:`Trainer.load` refuses unless the caller passe
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,17 +29,14 @@ from torch import Tensor
 
 from agents.checkpoint import CheckpointError, code_in, plain_data, read_checkpoint, write_checkpoint
 from agents.config import TrainConfig, merge_config
+from agents.evaluation import evaluate_policy
 from agents.logger import MetricLogger, truncate_metrics
 from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty, normalize_scores
 from agents.policy import Evaluation, LMPolicy
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.run_dir import CHECKPOINT, RunDir, RunDirError
 from agents.sampling import SamplingConfig, Schedule, config_at, sample
-from textgym.rewards.form import ngrams, words
 
-EVAL_SEED = 1_000_003
-SAMPLE_PAIRS = 8  # held-out samples each evaluation reports (eval/sample_pairs; the run's samples/ reports)
-SCORE_PREFIX = "eval/score/"  # evaluate()'s figures of the independent scorers: eval/score/<reward name>
 Callback = Callable[["Trainer", dict[str, Any]], bool | None]
 
 
@@ -60,17 +56,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device")
     return device
-
-
-def distinct_ngrams(texts: list[str], n: int) -> float:
-    """Corpus distinct-n: unique word n-grams over all n-grams of all ``texts`` (0 when there are none).
-
-    Example:
-        >>> distinct_ngrams(["the cat", "the dog"], 1)
-        0.75
-    """
-    grams = [g for text in texts for g in ngrams(words(text), n)]
-    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 PROGRESS_FIGURES = {"charts/score_mean": "reward", "charts/kl": "kl", "losses/nll": "nll"}
@@ -445,81 +430,19 @@ class Trainer:
             **stats,
         }
 
-    @torch.no_grad()
     def evaluate(self, num_episodes: int | None = None, scorers: Sequence[str] = ()) -> dict[str, Any]:
-        """Quality on the held-out split: task reward, KL and perplexity under the reference, distinct-n.
+        """Held-out quality of the policy (:func:`agents.evaluation.evaluate_policy`): task reward, KL and perplexity
+        under the reference, independent ``scorers``, distinct-n, samples.
 
-        ``eval/kl`` is the mean over episodes of the summed per-token ``log pi - log ref`` of the sampled
-        tokens (k1: unbiased, but a finite sample can come out negative); ``eval/kl_k3`` sums the k3 estimator
-        ``r - 1 - log r`` (``r = ref / pi``), which is never negative. ``scorers``: reward names (see
-        ``textgym.rewards.REWARDS``) that also score the same completions, as ``eval/score/<name>``: an
-        independent check that a rising task reward is the behaviour it stands for.
-
-        Samples with the configured temperature, top-k and top-p, without the exploration noise and masking.
-        The same prompts (the first ``num_episodes`` of the eval split, repeated when it has fewer) and seeds
-        every time, so evaluations along a run are comparable. Needs the fast path (a ``TextGenVectorEnv``).
-        Without a reference the policy is its own reference (KL 0), as for an untrained model.
+        Samples with the configured temperature, top-k and top-p, without the exploration noise and masking, on
+        the first ``num_episodes`` (default ``eval_episodes``) prompts of the eval split, seeded from the run's
+        seed: evaluations along a run are comparable. Needs the fast path (a ``TextGenVectorEnv``).
         """
         if not self.fast_path:
             raise ValueError("evaluate() needs a TextGenVectorEnv (the generic path has no held-out split option)")
-        n, batch_size = num_episodes or self.config.eval_episodes, self.envs.num_envs
         sampling = SamplingConfig(self.config.temperature, self.config.top_k, self.config.top_p)  # no noise/masking
-        scores, kls, kls_k3, ref_nll, tokens, completions, texts = [], [], [], 0.0, 0, [], []
-        prompts: list[str] = []
-        available = len(self.envs.setup.task.examples("eval"))
-        for start in range(0, n, batch_size):
-            indices = [(start + i) % available for i in range(batch_size)]  # wraps round small eval sets
-            options = {"split": "eval", "prompt_index": indices}
-            batch = collect(self.envs, self.policy, sampling, self._generator(EVAL_SEED + start), EVAL_SEED, options)
-            keep = min(batch_size, n - start)
-            logp, ref = self._eval_logprobs(batch)
-            mask = batch.mask[:keep]
-            scores.append(batch.scores[:keep])
-            kls.append(((logp - ref)[:keep] * mask).sum(1))
-            kls_k3.append((kl_penalty(logp, ref, "k3")[:keep] * mask).sum(1))
-            prompts += batch.prompts[:keep]
-            ref_nll -= float((ref[:keep] * mask).sum())
-            tokens += int(mask.sum())
-            completions += batch.completions[:keep]
-            texts += [f"{p}\u2502{c}" for p, c in zip(batch.prompts[:keep], batch.completions[:keep], strict=True)]
-        all_scores = torch.cat(scores)
-        return {
-            "eval/score_mean": float(all_scores.mean()),
-            "eval/score_std": float(all_scores.std()) if n > 1 else 0.0,
-            "eval/kl": float(torch.cat(kls).mean()),
-            "eval/kl_k3": float(torch.cat(kls_k3).mean()),
-            **self._independent_scores(scorers, prompts, completions, n),
-            "eval/ref_perplexity": math.exp(ref_nll / max(tokens, 1)),
-            "eval/distinct_1": distinct_ngrams(completions, 1),
-            "eval/distinct_2": distinct_ngrams(completions, 2),
-            "eval/episode_length": tokens / n,
-            "eval/samples": "\n".join(t.replace("\n", " ") for t in texts[:4]),
-            "eval/sample_pairs": [
-                {"prompt": prompts[i], "completion": completions[i], "reward": float(all_scores[i])}
-                for i in range(min(SAMPLE_PAIRS, n))
-            ],
-        }
-
-    def _independent_scores(
-        self, scorers: Sequence[str], prompts: list[str], completions: list[str], n: int
-    ) -> dict[str, float]:
-        """Mean score of the eval completions under each named reward (with the eval examples' references)."""
-        from textgym.rewards import make_reward
-
-        if not scorers:
-            return {}
-        examples = self.envs.setup.task.examples("eval")
-        references = [list(examples[i % len(examples)].references) for i in range(n)]
-        return {
-            f"{SCORE_PREFIX}{name}": float(np.mean(make_reward(name)(prompts, completions, references=references)))
-            for name in scorers
-        }
-
-    def _eval_logprobs(self, batch: Rollout) -> tuple[Tensor, Tensor]:
-        """Per-token log-probs of a batch under the policy and under the reference (the policy if none)."""
-        args = (batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
-        logp = self.policy.evaluate(*args, with_entropy=False).logprobs
-        return logp, (self.policy.reference_logprobs(*args) if self.policy.has_reference else logp)
+        n = num_episodes or self.config.eval_episodes
+        return evaluate_policy(self.policy, self.envs, sampling, n, seed=self.config.seed, scorers=scorers)
 
     # -- SB3-style API ----------------------------------------------------------------------------------------
 

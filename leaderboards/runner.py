@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from agents import trainer_class
+from agents.evaluation import SCORE_PREFIX
 from agents.logger import read_metrics
-from agents.trainer import SCORE_PREFIX
 from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, result_file, write_result
 from leaderboards.suites import COMMON_KEYS, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, RunSpec, suite
 

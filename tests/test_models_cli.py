@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from textgym.cli import main
@@ -64,6 +66,12 @@ def test_cli_rollout_checks_the_env_before_loading_the_model(capsys, monkeypatch
     monkeypatch.setattr(agents.policy.LMPolicy, "from_pretrained", no_model)
     assert main(["rollout", "--reward", "no_such_reward", "--n", "2"]) == 2
     assert "no_such_reward" in capsys.readouterr().err
+
+
+def test_cli_eval_of_an_untrained_model_needs_no_trainer(capsys):
+    assert main(["eval", "--model", "tiny", "--env", "TextGen-Reverse-v0", "--episodes", "4"]) == 0
+    figures = json.loads(capsys.readouterr().out.split("\n", 4)[-1])  # after the samples
+    assert figures["eval/kl_k3"] == 0.0 and 0 <= figures["eval/score_mean"] <= 1 and figures["eval/episode_length"] > 0
 
 
 def test_cli_unknown_env_is_a_clear_error(capsys):

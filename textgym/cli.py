@@ -69,24 +69,23 @@ def _rollout(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
-    from agents import trainer_class
-    from agents.trainer import load_trainer
-
     if args.checkpoint:  # a safetensors + JSON file, checksummed; its config may not name code (see agents.trainer)
-        trainer = load_trainer(args.checkpoint, progress=False, tensorboard=False)
+        from agents.trainer import load_trainer
+
+        metrics = load_trainer(args.checkpoint, progress=False, tensorboard=False).evaluate(args.episodes)
     else:  # the untrained model: its own reference
-        trainer = trainer_class("reinforce")(
-            env_id=args.env,
-            model=args.model,
-            device=args.device,
-            kl_coef=0.0,
-            baseline="none",
-            samples_per_prompt=1,
-            batch_size=min(args.episodes, 16),
-            tensorboard=False,
-            run_dir=args.run_dir,
-        )
-    metrics = trainer.evaluate(args.episodes)
+        import gymnasium as gym
+
+        from agents.evaluation import evaluate_policy
+        from agents.policy import LMPolicy
+        from agents.sampling import SamplingConfig
+        from agents.trainer import resolve_device
+
+        device = resolve_device(args.device)
+        kwargs = {"tokenizer": args.model, "device": device}
+        envs = gym.make_vec(args.env, min(args.episodes, 16), vectorization_mode="vector_entry_point", **kwargs)
+        policy = LMPolicy.from_pretrained(args.model, device=device, value_head=False, reference=False)
+        metrics = evaluate_policy(policy, envs, SamplingConfig(), args.episodes)
     metrics.pop("eval/sample_pairs")
     print(metrics.pop("eval/samples"))
     print(json.dumps(metrics, indent=2))
@@ -163,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default="default", help="model (without --checkpoint)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--episodes", type=int, default=64, help="held-out prompts to evaluate")
-    ev.add_argument("--run-dir", default="runs/eval", help="scratch folder (without --checkpoint)")
     export = sub.add_parser("export", help="write a checkpoint's policy as a Hugging Face model folder")
     export.add_argument("checkpoint", help="a run folder or a checkpoint file written by `textgym train`")
     export.add_argument("out_dir", help="the model folder to create (LoRA merged, tokenizer, model card)")
