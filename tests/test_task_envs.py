@@ -1,4 +1,4 @@
-"""The new envs: SentimentClassifier-v0, Headline, Concepts, Detox, Dialogue (fixed splits, rewards of known texts)."""
+"""Task envs: SentimentClassifier, Headline, Concepts, Detox, Dialogue (fixed splits, rewards of known texts)."""
 
 from __future__ import annotations
 
