@@ -40,7 +40,11 @@ DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def export_pretrained(
-    trainer: Trainer, out_dir: str | Path, evaluation: dict[str, Any] | None = None, overwrite: bool = False
+    trainer: Trainer,
+    out_dir: str | Path,
+    evaluation: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    push_to_hub: str | None = None,
 ) -> Path:
     """Write ``trainer``'s policy to ``out_dir`` as a Hugging Face model folder (see the module docstring).
 
@@ -50,9 +54,12 @@ def export_pretrained(
         evaluation: held-out figures for the card (``Trainer.evaluate()``'s ``eval/...`` keys); default: the
             last evaluation logged in the trainer's run folder, if any.
         overwrite: replace an existing ``out_dir``.
+        push_to_hub: a Hugging Face repo id (``"you/ppo-sentiment"``) to upload the folder to, when the hub is
+            reachable and you are logged in (``huggingface-cli login`` or ``HF_TOKEN``).
 
     Raises:
         FileExistsError: ``out_dir`` exists and ``overwrite`` is not set.
+        ConnectionError: ``push_to_hub`` is set but the hub cannot be reached (the folder is written first).
     """
     from safetensors.torch import save_file
 
@@ -69,7 +76,25 @@ def export_pretrained(
             save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / VALUE_HEAD)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(model_card(info), encoding="utf-8")
+    if push_to_hub:
+        upload(out_dir, push_to_hub)
     return out_dir
+
+
+def upload(folder: Path, repo_id: str) -> None:
+    """Upload an exported folder to the Hugging Face hub (creating the model repo if needed)."""
+    from huggingface_hub import HfApi
+
+    from textgym.models import hub_reachable
+
+    if not hub_reachable():
+        raise ConnectionError(
+            f"cannot push to {repo_id!r}: the Hugging Face hub is not reachable (the model is saved in "
+            f"{str(folder)!r}; upload it later with `huggingface-cli upload {repo_id} {folder}`)"
+        )
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model")
 
 
 def merged_model(trainer: Trainer) -> Any:

@@ -510,13 +510,17 @@ class Trainer:
         return path
 
     def save_pretrained(
-        self, out_dir: str | Path, evaluation: dict[str, Any] | None = None, overwrite: bool = False
+        self,
+        out_dir: str | Path,
+        evaluation: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        push_to_hub: str | None = None,
     ) -> Path:
-        """Export the policy as a Hugging Face model folder (LoRA merged, tokenizer, model card); see
-        :func:`agents.export.export_pretrained`."""
+        """Export the policy as a Hugging Face model folder (LoRA merged, tokenizer, model card), optionally
+        uploaded to the hub; see :func:`agents.export.export_pretrained`."""
         from agents.export import export_pretrained
 
-        return export_pretrained(self, out_dir, evaluation, overwrite)
+        return export_pretrained(self, out_dir, evaluation, overwrite, push_to_hub)
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore weights, optimizer, counters and controllers from :meth:`state_dict`."""

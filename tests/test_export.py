@@ -90,3 +90,21 @@ def test_cli_export_then_rollout_and_pipeline_load_the_folder(tmp_path, capsys):
     assert "mean reward" in capsys.readouterr().out
     text = pipeline("text-generation", str(out), device="cpu")("Reverse: a b", max_new_tokens=3, do_sample=False)
     assert text[0]["generated_text"].startswith("Reverse: a b")
+
+
+def test_push_to_hub_uploads_the_folder_or_says_the_hub_is_unreachable(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    import textgym.models
+
+    trainer = trained("reinforce", tmp_path / "run")
+    monkeypatch.setattr(textgym.models, "hub_reachable", lambda: False)
+    with pytest.raises(ConnectionError, match="cannot push to 'me/model': the Hugging Face hub is not reachable"):
+        trainer.save_pretrained(tmp_path / "model", push_to_hub="me/model")
+    assert (tmp_path / "model" / "config.json").exists()  # written before the upload was tried
+    calls = []
+    monkeypatch.setattr(textgym.models, "hub_reachable", lambda: True)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo, **kw: calls.append(("create", repo)))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw)))
+    trainer.save_pretrained(tmp_path / "model", push_to_hub="me/model", overwrite=True)
+    assert calls[0] == ("create", "me/model") and calls[1][1]["folder_path"] == str(tmp_path / "model")

@@ -98,7 +98,7 @@ def _export(args: argparse.Namespace) -> int:
 
     trainer = load_trainer(args.checkpoint, progress=False, tensorboard=False, device=args.device)
     evaluation = trainer.evaluate(args.eval_episodes) if args.eval_episodes else None
-    folder = export_pretrained(trainer, args.out_dir, evaluation, overwrite=args.force)
+    folder = export_pretrained(trainer, args.out_dir, evaluation, overwrite=args.force, push_to_hub=args.push_to_hub)
     print(f"exported {trainer.algo} policy ({trainer.timesteps} tokens trained) to {folder}")
     return 0
 
@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--device", default="cpu", help="where to load the policy (default: cpu)")
     export.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
+    export.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload it to this hub repo")
     board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
@@ -205,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train_main(argv[1:])
         args = build_parser().parse_args(argv)
         return handlers[args.command](args)
-    except (ValueError, OSError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:
+    except (ValueError, OSError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:  # ConnectionError too
         # SchemaError is a ValueError: a malformed submission names the bad field; OSErrors here name their path
         # (a run folder in use, a disk full while saving a checkpoint, ...)
         print(f"textgym {command}: error: {err}", file=sys.stderr)
