@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, reinforce_loss, value_loss
-from agents.policy import Evaluation
+from agents.policy import TokenScores
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
 
@@ -39,12 +39,12 @@ class A2C(Trainer):
 
     one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward
 
-    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
         if c.normalize_advantage:
             advantages = masked_whiten(advantages, batch.mask)
-        ev = evaluation if evaluation is not None else self.evaluate_batch(batch)
+        ev = forward if forward is not None else self.score_tokens(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
         v_loss = value_loss(ev.values, returns, batch.mask)
         entropy = masked_mean(ev.entropy, batch.mask)

@@ -116,7 +116,7 @@ def independent_scores(
 def _logprobs(policy: LMPolicy, batch: Rollout, temperature: float) -> tuple[Tensor, Tensor]:
     """Per-token log-probs of a batch under the policy and under the reference (the policy if none)."""
     args = (batch.input_ids, batch.attention_mask, batch.num_generated, temperature)
-    logp = policy.evaluate(*args, with_entropy=False).logprobs
+    logp = policy.score_tokens(*args, with_entropy=False).logprobs
     return logp, (policy.reference_logprobs(*args) if policy.has_reference else logp)
 
 

@@ -1,7 +1,7 @@
 """LMPolicy: a causal LM as actor, a value head on its trunk as critic, and a frozen reference.
 
 Rollouts sample with a KV cache (:meth:`LMPolicy.prefill` then :meth:`LMPolicy.advance`: O(T) per
-episode); training scores a whole sequence in one forward (:meth:`LMPolicy.evaluate`), computing the
+episode); training scores a whole sequence in one forward (:meth:`LMPolicy.score_tokens`), computing the
 vocabulary projection only at the generated positions.
 
 The reference is either a frozen copy of the initial weights or, when training with LoRA
@@ -15,7 +15,7 @@ Example:
     >>> from textgym.models import tiny_causal_lm
     >>> policy = LMPolicy(tiny_causal_lm(vocab_size=50))
     >>> ids, mask = torch.randint(0, 50, (2, 7)), torch.ones(2, 7, dtype=torch.long)
-    >>> out = policy.evaluate(ids, mask, num_generated=3)
+    >>> out = policy.score_tokens(ids, mask, num_generated=3)
     >>> tuple(out.logprobs.shape), tuple(out.values.shape)
     ((2, 3), (2, 3))
 """
@@ -46,7 +46,7 @@ class GenerationState:
 
 
 @dataclass
-class Evaluation:
+class TokenScores:
     """Per generated token ``(B, T)``: log-prob of the action, entropy, value of the state before it."""
 
     logprobs: Tensor
@@ -190,14 +190,14 @@ class LMPolicy(nn.Module):
 
     # -- scoring whole sequences ----------------------------------------------------------------------
 
-    def evaluate(
+    def score_tokens(
         self,
         input_ids: Tensor,
         attention_mask: Tensor,
         num_generated: int,
         temperature: float = 1.0,
         with_entropy: bool = True,
-    ) -> Evaluation:
+    ) -> TokenScores:
         """Log-probs, entropy and values of the last ``num_generated`` tokens of ``(B, S)`` sequences.
 
         One forward over the whole sequence; the LM head runs on the ``T`` positions that predict the
@@ -208,7 +208,7 @@ class LMPolicy(nn.Module):
         logprobs = learning_logprobs(logits, input_ids[:, -num_generated:])  # (already scaled: temperature 1)
         values = None if self.value_head is None else self.value_head(hidden.float()).squeeze(-1)
         entropy = entropy_from_logits(logits) if with_entropy else torch.zeros_like(logprobs)
-        return Evaluation(logprobs, entropy, values)
+        return TokenScores(logprobs, entropy, values)
 
     @torch.no_grad()
     def reference_logprobs(

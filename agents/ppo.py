@@ -22,7 +22,7 @@ import torch
 
 from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, ppo_policy_loss, value_loss
-from agents.policy import Evaluation
+from agents.policy import TokenScores
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
 
@@ -55,16 +55,16 @@ class PPO(Trainer):
         """One epoch of one minibatch: the update's forward is the scoring forward (see ``Trainer``)."""
         return self.config.n_epochs == 1 and self.config.minibatch_size >= self.envs.num_envs  # episodes a batch
 
-    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
         advantages = masked_whiten(advantages, batch.mask)
         generator = self._generator(10_000_000 + self.iteration)
         stats: dict[str, list[float]] = {"policy": [], "value": [], "entropy": [], "approx_kl": [], "clipfrac": []}
         epochs = 0
-        if evaluation is not None and self.one_pass_update:  # the one minibatch is the batch, already evaluated
+        if forward is not None and self.one_pass_update:  # the one minibatch is the batch, already evaluated
             everything = torch.arange(len(batch.scores), device=advantages.device)
-            self._minibatch_step(batch, scored, everything, advantages, returns, stats, evaluation)
+            self._minibatch_step(batch, scored, everything, advantages, returns, stats, forward)
             epochs = 1
         while epochs < c.n_epochs:
             order = torch.randperm(len(batch.scores), generator=generator, device=generator.device)
@@ -78,10 +78,10 @@ class PPO(Trainer):
         return metrics
 
     def _minibatch_step(
-        self, mb: Rollout, scored: Scored, index, advantages, returns, stats, ev: Evaluation | None = None
+        self, mb: Rollout, scored: Scored, index, advantages, returns, stats, ev: TokenScores | None = None
     ) -> None:
         c = self.config
-        ev = ev if ev is not None else self.evaluate_batch(mb)
+        ev = ev if ev is not None else self.score_tokens(mb)
         policy_loss, info = ppo_policy_loss(
             ev.logprobs, scored.logprobs[index], advantages[index], mb.mask, c.clip_range
         )

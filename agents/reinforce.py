@@ -21,7 +21,7 @@ import torch
 
 from agents.config import TrainConfig, option
 from agents.losses import discounted_returns, leave_one_out_baseline, masked_mean, reinforce_loss
-from agents.policy import Evaluation
+from agents.policy import TokenScores
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
 
@@ -65,10 +65,10 @@ class Reinforce(Trainer):
 
     one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward
 
-    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         returns = discounted_returns(scored.rewards, batch.mask, self.config.gamma)  # (B, T)
         advantages = (returns - self.baseline(returns[:, 0])) * batch.mask
-        ev = evaluation if evaluation is not None else self.evaluate_batch(batch)
+        ev = forward if forward is not None else self.score_tokens(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
         entropy = masked_mean(ev.entropy, batch.mask)
         loss = policy_loss - self.entropy_coef_at(self.iteration) * entropy

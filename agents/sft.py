@@ -28,7 +28,7 @@ import torch
 from agents.config import TrainConfig, option
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
-from textgym.core import prompt_row
+from textgym.episode import prompt_row
 
 
 @dataclass
@@ -99,8 +99,8 @@ class SFT(Trainer):
         """One gradient step on the demonstrations' mean token negative log-likelihood."""
         start = time.perf_counter()
         batch = self.demonstration_batch(self.iteration)
-        evaluation = self.evaluate_batch(batch)
-        nll = -(evaluation.logprobs * batch.mask).sum() / batch.mask.sum()
+        forward = self.score_tokens(batch)
+        nll = -(forward.logprobs * batch.mask).sum() / batch.mask.sum()
         grad_norm = self.optimizer_step(nll, "negative log-likelihood")
         self.iteration += 1
         self.timesteps += batch.num_tokens
@@ -113,5 +113,5 @@ class SFT(Trainer):
             "charts/episode_length": float(batch.mask.sum(1).mean()),
         }
 
-    def update(self, batch: Rollout, scored: Scored, evaluation: Any = None) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, forward: Any = None) -> dict[str, float]:
         raise NotImplementedError("SFT learns from demonstrations in train_iteration, not from scored rollouts")

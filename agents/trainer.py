@@ -32,7 +32,7 @@ from agents.config import TrainConfig, merge_config
 from agents.evaluation import evaluate_policy
 from agents.logger import MetricLogger, truncate_metrics
 from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty, normalize_scores
-from agents.policy import Evaluation, LMPolicy
+from agents.policy import LMPolicy, TokenScores
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.run_dir import CHECKPOINT, RunDir, RunDirError
 from agents.sampling import SamplingConfig, Schedule, config_at, sample
@@ -233,9 +233,11 @@ class Trainer:
             )
         return collect_generic(self.envs, self.policy, sampling, self.envs.num_envs, generator, seed=seed)
 
-    def evaluate_batch(self, batch: Rollout) -> Evaluation:
+    def score_tokens(self, batch: Rollout) -> TokenScores:
         """The policy's log-probs, entropy and values of a whole batch at the current parameters (one forward)."""
-        return self.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature)
+        return self.policy.score_tokens(
+            batch.input_ids, batch.attention_mask, batch.num_generated, self.config.temperature
+        )
 
     @property
     def one_pass_update(self) -> bool:
@@ -245,14 +247,14 @@ class Trainer:
         return False
 
     @torch.no_grad()
-    def score(self, batch: Rollout, evaluation: Evaluation | None = None) -> Scored:
+    def score(self, batch: Rollout, forward: TokenScores | None = None) -> Scored:
         """Log-probs and values before the update, per-token KL to the reference, and per-token rewards.
 
         Rewards: ``-kl_coef * KL_t`` on every generated token plus the task score on the last one (TRL's
-        dense KL shaping with a terminal score). ``evaluation``: the batch's forward at the current parameters
+        dense KL shaping with a terminal score). ``forward``: the batch's forward at the current parameters
         when there is one already (see :attr:`one_pass_update`).
         """
-        ev = evaluation if evaluation is not None else self.evaluate_batch(batch)
+        ev = forward if forward is not None else self.score_tokens(batch)
         logprobs = ev.logprobs.detach()
         kl = torch.zeros_like(logprobs)
         if self.uses_reference:
@@ -267,10 +269,10 @@ class Trainer:
         values = None if ev.values is None else ev.values.detach() * batch.mask
         return Scored(logprobs * batch.mask, values, kl, rewards * batch.mask)
 
-    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         """Improve the policy from one scored batch; returns namespaced metrics (``losses/...``).
 
-        ``evaluation``: the batch's forward (with gradients) at the current parameters, given when
+        ``forward``: the batch's forward (with gradients) at the current parameters, given when
         :attr:`one_pass_update` is True; an update that needs that forward runs it itself when it is None.
         """
         raise NotImplementedError
@@ -408,10 +410,10 @@ class Trainer:
         batch = self.collect_rollout(self.iteration)
         rollout_seconds = time.perf_counter() - start
         self.show_phase("update")
-        evaluation = self.evaluate_batch(batch) if self.one_pass_update else None  # shared by score and update
-        scored = self.score(batch, evaluation)
-        stats = self.update(batch, scored, evaluation)
-        del evaluation  # frees the forward's activations before the metrics
+        forward = self.score_tokens(batch) if self.one_pass_update else None  # shared by score and update
+        scored = self.score(batch, forward)
+        stats = self.update(batch, scored, forward)
+        del forward  # frees the forward's activations before the metrics
         episode_kl = float(scored.kl.sum(1).mean())  # KL to the reference per episode, before the update
         self.kl_controller.update(episode_kl, batch.num_tokens)
         self.iteration += 1

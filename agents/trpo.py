@@ -31,7 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from agents.config import TrainConfig, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, trpo_step, value_loss
-from agents.policy import Evaluation, LMPolicy, position_ids
+from agents.policy import LMPolicy, TokenScores, position_ids
 from agents.rollout import Rollout
 from agents.sampling import learning_logprobs
 from agents.trainer import Scored, Trainer
@@ -70,7 +70,7 @@ class TRPO(Trainer):
     def _build_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.critic.parameters(), lr=self.config.vf_learning_rate)
 
-    def update(self, batch: Rollout, scored: Scored, evaluation: Evaluation | None = None) -> dict[str, float]:
+    def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
         advantages = masked_whiten(advantages, batch.mask)
@@ -79,21 +79,21 @@ class TRPO(Trainer):
 
         line_search: dict[str, Any] = {}  # the line search asks kl() then surrogate() at the same parameters
 
-        def evaluate() -> Evaluation:
+        def scores_now() -> TokenScores:
             if torch.is_grad_enabled() or "ev" not in line_search:
-                ev = self.policy.evaluate(*args, with_entropy=entropy_coef != 0)
+                ev = self.policy.score_tokens(*args, with_entropy=entropy_coef != 0)
                 if not torch.is_grad_enabled():
                     line_search["ev"] = ev  # reused by the next call: one forward per line-search step
                 return ev
             return line_search.pop("ev")
 
         def surrogate() -> torch.Tensor:
-            ev = evaluate()
+            ev = scores_now()
             ratio = torch.exp(ev.logprobs - scored.logprobs)
             return masked_mean(ratio * advantages, batch.mask) + entropy_coef * masked_mean(ev.entropy, batch.mask)
 
         def kl() -> torch.Tensor:
-            log_ratio = scored.logprobs - evaluate().logprobs  # log(pi_old / pi_new)
+            log_ratio = scored.logprobs - scores_now().logprobs  # log(pi_old / pi_new)
             return masked_mean(torch.expm1(-log_ratio) + log_ratio, batch.mask)  # (r - 1) - log r
 
         with sdpa_kernel(SDPBackend.MATH):  # forward-mode AD through attention needs the math kernel

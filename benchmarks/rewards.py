@@ -17,7 +17,7 @@ from textgym.rewards import REWARDS, make_reward
 
 
 def batch_of(size: int) -> tuple[list[str], list[str], list[tuple[str, ...]]]:
-    from textgym.rewards.sentiment import rt_splits
+    from textgym.rewards.minilm_sentiment import rt_splits
     from textgym.tasks.sentiment import opening
 
     texts = [t for t, _ in rt_splits()[1][:size]]

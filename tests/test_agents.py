@@ -83,7 +83,7 @@ def test_trpo_step_respects_the_trust_region(tmp_path):
     stats = agent.update(batch, scored)
     assert stats["losses/accepted"] == 1.0 and stats["losses/improvement"] > 0
     with torch.no_grad():  # recompute the KL of the accepted step independently
-        new = agent.policy.evaluate(batch.input_ids, batch.attention_mask, batch.num_generated).logprobs
+        new = agent.policy.score_tokens(batch.input_ids, batch.attention_mask, batch.num_generated).logprobs
     ratio = torch.exp(new - scored.logprobs)[batch.mask.bool()]
     kl = ((ratio - 1) - torch.log(ratio)).mean().item()
     assert 0 < kl <= 0.02 + 1e-6
@@ -104,7 +104,7 @@ def test_one_pass_updates_share_one_forward_with_scoring(algo, extra, tmp_path, 
     after_two_forwards = [p.detach().clone() for p in agent.policy.trainable_parameters()]
     agent.policy.load_state_dict(start[0])
     agent.optimizer.load_state_dict(start[1])
-    evaluation = agent.evaluate_batch(batch)
+    evaluation = agent.score_tokens(batch)
     shared = agent.score(batch, evaluation)
     agent.update(batch, shared, evaluation)
     for name in ("logprobs", "values", "kl", "rewards"):
@@ -114,8 +114,8 @@ def test_one_pass_updates_share_one_forward_with_scoring(algo, extra, tmp_path, 
         # PPO's separate path evaluates the batch shuffled: sums in another order, which Adam's step amplifies
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-3)
     forwards = []
-    evaluate = agent.policy.evaluate
-    monkeypatch.setattr(agent.policy, "evaluate", lambda *a, **k: forwards.append(1) or evaluate(*a, **k))
+    score_tokens = agent.policy.score_tokens
+    monkeypatch.setattr(agent.policy, "score_tokens", lambda *a, **k: forwards.append(1) or score_tokens(*a, **k))
     agent.train_iteration()
     assert len(forwards) == 1
 
@@ -128,7 +128,7 @@ def test_kl_penalty_is_dense_and_the_score_terminal(tmp_path):
     batch = agent.collect_rollout(0)
     scored = agent.score(batch)
     args = (batch.input_ids, batch.attention_mask, batch.num_generated)
-    logp = agent.policy.evaluate(*args).logprobs.detach()
+    logp = agent.policy.score_tokens(*args).logprobs.detach()
     expected_kl = kl_penalty(logp, agent.policy.reference_logprobs(*args), "k3") * batch.mask
     torch.testing.assert_close(scored.kl, expected_kl)
     expected = -0.3 * expected_kl
@@ -215,9 +215,9 @@ def test_lora_trains_the_adapter_and_uses_the_base_as_reference(tmp_path):
     assert names and all("lora_" in n for n in names)
     batch = agent.collect_rollout(0)
     args = (batch.input_ids, batch.attention_mask, batch.num_generated)
-    torch.testing.assert_close(agent.policy.evaluate(*args).logprobs, agent.policy.reference_logprobs(*args))
+    torch.testing.assert_close(agent.policy.score_tokens(*args).logprobs, agent.policy.reference_logprobs(*args))
     agent.learn(total_timesteps=16 * 6 * 2)
-    assert not torch.allclose(agent.policy.evaluate(*args).logprobs, agent.policy.reference_logprobs(*args))
+    assert not torch.allclose(agent.policy.score_tokens(*args).logprobs, agent.policy.reference_logprobs(*args))
 
 
 def test_bad_input_is_a_clear_error(tmp_path):
@@ -242,14 +242,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     agent.learn(total_timesteps=16 * 6)
     checkpoint = tmp_path / "reinforce" / CHECKPOINT
     saved = checkpoint.read_bytes()
-    original = agent.policy.evaluate
+    original = agent.policy.score_tokens
 
     def broken(*args, **kwargs):
         out = original(*args, **kwargs)
         out.logprobs = out.logprobs * float("nan")
         return out
 
-    monkeypatch.setattr(agent.policy, "evaluate", broken)
+    monkeypatch.setattr(agent.policy, "score_tokens", broken)
     with pytest.raises(FloatingPointError, match="last good checkpoint"):
         agent.learn(total_timesteps=16 * 6 * 3)
     assert checkpoint.read_bytes() == saved

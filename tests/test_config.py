@@ -198,7 +198,7 @@ def test_cli_train_rejects_a_yaml_bool_for_an_int(tmp_path, capsys):
 
 
 def test_cli_help_shows_the_defaults_and_allowed_values(capsys):
-    from agents.train import parse
+    from agents.cli import parse
 
     with pytest.raises(SystemExit):
         parse(["--algo", "ppo", "--help"])
@@ -213,7 +213,7 @@ def test_cli_help_shows_the_defaults_and_allowed_values(capsys):
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_parse_and_validate(path):
     """Each file in configs/ is a valid config of the algorithm it is named after, overriding something."""
-    from agents.train import parse
+    from agents.cli import parse
 
     config, front = parse(["--algo", path.stem, "--config", str(path)])
     assert front.algo == path.stem and config.env_id.startswith("TextGen-")

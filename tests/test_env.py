@@ -319,7 +319,7 @@ def test_stable_baselines3_make_vec_env_works_without_a_render_mode():
     """SB3 asks for render_mode="rgb_array" and retries without it on a TypeError, which our error also is."""
     from stable_baselines3.common.env_util import make_vec_env
 
-    from textgym.core import RenderModeError
+    from textgym.episode import RenderModeError
 
     envs = make_vec_env("TextGen-Reverse-v0", n_envs=2)
     assert set(envs.reset()) == {"input_ids", "attention_mask"}

@@ -12,8 +12,8 @@ import torch
 from gymnasium.error import ResetNeeded
 
 import textgym
-from textgym.core import MAX_TOKEN_BUDGET, PROMPT_CACHE_SIZE
 from textgym.env import TextGenEnv
+from textgym.episode import MAX_TOKEN_BUDGET, PROMPT_CACHE_SIZE
 from textgym.vector import TextGenVectorEnv
 
 REWARD_ERROR = r"call reset\(\) after the reward error"

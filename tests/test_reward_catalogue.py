@@ -52,7 +52,7 @@ def test_textblob_known_scores():
 
 
 def test_minilm_sentiment_outputs_agree_and_artifact_is_accurate():
-    from textgym.rewards.sentiment import MiniLMSentiment, load_artifact
+    from textgym.rewards.minilm_sentiment import MiniLMSentiment, load_artifact
 
     texts = [POSITIVE, NEGATIVE, ""]
     p = MiniLMSentiment(output="prob")([""] * 3, texts)
@@ -297,14 +297,14 @@ def test_preference_demo_data_command_is_deterministic(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_accuracy_commands_print_held_out_accuracy(capsys):
-    from textgym.rewards import preference, sentiment
+    from textgym.rewards import minilm_sentiment, preference
 
     assert preference.main(["eval", "--model", "rt", "--data", "rt"]) == 0
     sentiment_line = capsys.readouterr().out
     assert "held-out pairwise accuracy" in sentiment_line
     accuracy = float(sentiment_line.split("accuracy ")[1].split()[0])
     assert accuracy >= 0.7
-    assert sentiment.main(["eval"]) == 0
+    assert minilm_sentiment.main(["eval"]) == 0
     out = capsys.readouterr().out
     assert float(out.split("accuracy ")[1].split()[0]) >= 0.75
 

@@ -46,7 +46,7 @@ def test_sft_lowers_the_demonstrations_negative_log_likelihood_on_every_seed(tmp
 
         def nll(agent=agent, probe=probe) -> float:
             with torch.no_grad():
-                logprobs = agent.evaluate_batch(probe).logprobs
+                logprobs = agent.score_tokens(probe).logprobs
             return float(-(logprobs * probe.mask).sum() / probe.mask.sum())
 
         before = nll()
@@ -80,6 +80,6 @@ def test_an_rl_run_starts_from_the_sft_weights_and_keeps_them_as_its_reference(t
     assert any(k.startswith("value_head.") for k in own) and not any(k.startswith("value_head.") for k in sft_weights)
     batch = ppo.collect_rollout(0)
     args = (batch.input_ids, batch.attention_mask, batch.num_generated)
-    torch.testing.assert_close(ppo.policy.reference_logprobs(*args), ppo.policy.evaluate(*args).logprobs)
+    torch.testing.assert_close(ppo.policy.reference_logprobs(*args), ppo.policy.score_tokens(*args).logprobs)
     with pytest.raises(ValueError, match=r"does not fit this policy .* missing .*lora"):
         ppo_from_sft(tmp_path, "lora", lora_rank=4)

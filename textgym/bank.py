@@ -8,7 +8,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from textgym.core import CUSTOM, Draw, EpisodeSetup, prompt_row
+from textgym.episode import CUSTOM, Draw, EpisodeSetup, prompt_row
 from textgym.tasks import Example
 
 
@@ -22,7 +22,7 @@ class PromptBank:
     the least recently used one rewritten for a new text (a reset copies its rows out, so no episode reads it).
 
     Example:
-        >>> from textgym.core import draw_examples
+        >>> from textgym.episode import draw_examples
         >>> from textgym.env import TextGenEnv
         >>> setup = TextGenEnv(task="arithmetic").setup
         >>> bank = PromptBank(setup, "cpu")

@@ -200,8 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv else None
     handlers = {"envs": _envs, "rollout": _rollout, "eval": _eval, "export": _export, "leaderboard": _leaderboard}
     try:
-        if command == "train":  # its flags depend on --algo: parsed by agents.train
-            from agents.train import main as train_main
+        if command == "train":  # its flags depend on --algo: parsed by agents.cli
+            from agents.cli import main as train_main
 
             return train_main(argv[1:])
         args = build_parser().parse_args(argv)

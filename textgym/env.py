@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from textgym.core import (
+from textgym.episode import (
     PROMPT_CACHE_SIZE,
     RENDER_MODES,
     build_setup,
@@ -48,7 +48,7 @@ class TextGenEnv(gym.Env):
     ## Observation Space
     ``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with
     ``L = max_prompt_tokens + max_new_tokens``: the prompt left-padded into the first ``max_prompt_tokens``
-    columns (longer prompts are truncated from the left), generated tokens after it (see ``textgym.core``).
+    columns (longer prompts are truncated from the left), generated tokens after it (see ``textgym.episode``).
 
     ## Rewards
     0 on every step but the last; on the last, the task reward of ``(prompt, completion)``, e.g. VADER
@@ -74,13 +74,13 @@ class TextGenEnv(gym.Env):
     - ``tokenizer``: ``"default"`` (SmolLM2), a HF id or path, or a tokenizer object.
     - ``reward``: a registered name, ``"module:attr"`` or a callable ``(prompts, completions, **info)``.
     - ``max_new_tokens``, ``max_prompt_tokens``: budgets (task defaults when ``None``), ints up to
-      ``textgym.core.MAX_TOKEN_BUDGET`` (4096).
+      ``textgym.episode.MAX_TOKEN_BUDGET`` (4096).
     - ``task_kwargs``, ``reward_kwargs``: constructor arguments for the task and a named reward.
     - ``render_mode``: ``"ansi"`` returns the prompt and completion as text.
     - ``chat_template``: render each prompt with the tokenizer's chat template (a user turn, or the example's
       turns) and the assistant's opening, as chat models expect.
     - ``prompt_cache_size``: how many custom prompts (``options={"prompt": ...}``) keep their token ids, least
-      recently used dropped first (default ``textgym.core.PROMPT_CACHE_SIZE``, 4096).
+      recently used dropped first (default ``textgym.episode.PROMPT_CACHE_SIZE``, 4096).
 
     ## Version History
     - v0: initial release.

@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from textgym.bank import PromptBank
-from textgym.core import (
+from textgym.episode import (
     OPTION_KEYS,
     PROMPT_CACHE_SIZE,
     RENDER_MODES,
@@ -25,7 +25,7 @@ from textgym.core import (
     prompt_indices,
     why_reset,
 )
-from textgym.draws import IndexStreams
+from textgym.streams import IndexStreams
 from textgym.tasks import Task
 
 

@@ -36,7 +36,7 @@ REWARDS: dict[str, str] = {
     "sequence_match": "textgym.rewards.metrics:SequenceMatch",
     "length": "textgym.rewards.metrics:LengthReward",
     "textblob": "textgym.rewards.classifier:TextBlobSentiment",
-    "minilm_sentiment": "textgym.rewards.sentiment:MiniLMSentiment",
+    "minilm_sentiment": "textgym.rewards.minilm_sentiment:MiniLMSentiment",
     "offensive": "textgym.rewards.classifier:Offensive",
     "non_offensive": "textgym.rewards.classifier:NonOffensive",
     "bleu": "textgym.rewards.overlap:Bleu",

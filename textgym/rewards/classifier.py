@@ -1,6 +1,6 @@
 """Classifier rewards: a score of the completion's class (sentiment, offensiveness, any HF classifier).
 
-The project-trained neural sentiment classifier lives in :mod:`textgym.rewards.sentiment`.
+The project-trained neural sentiment classifier lives in :mod:`textgym.rewards.minilm_sentiment`.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ atomically in ``$TEXTGYM_CACHE/rewards/``.
 
 Commands::
 
-    python -m textgym.rewards.sentiment eval            # held-out accuracy of the shipped head
-    python -m textgym.rewards.sentiment train --out PATH
+    python -m textgym.rewards.minilm_sentiment eval   # held-out accuracy of the shipped head
+    python -m textgym.rewards.minilm_sentiment train --out PATH
 
 Example:
     >>> reward = MiniLMSentiment()
@@ -169,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``train [--out PATH]`` the head, or ``eval [--path PATH]`` its held-out accuracy."""
     from textgym.io import atomic_torch_save
 
-    parser = argparse.ArgumentParser(prog="python -m textgym.rewards.sentiment", description=__doc__.splitlines()[0])
+    prog, description = "python -m textgym.rewards.minilm_sentiment", __doc__.splitlines()[0]
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", required=True)
     train_cmd = sub.add_parser("train", help="train the head on the RT train rows; print held-out accuracy")
     train_cmd.add_argument("--out", default=str(cached_path()), help="where to save the head (atomic)")

@@ -8,11 +8,11 @@ import torch
 from gymnasium.utils.seeding import np_random
 
 from textgym.bank import PromptBank
-from textgym.core import draw_examples, prompt_row
 from textgym.decoding import ByteTable, TokenizerDecoder, is_plain_byte_level, make_decoder
-from textgym.draws import IndexStreams
 from textgym.env import TextGenEnv
+from textgym.episode import draw_examples, prompt_row
 from textgym.rewards import validate_scores
+from textgym.streams import IndexStreams
 
 
 def test_index_streams_match_one_generator_per_stream_across_blocks_and_range_switches():
