@@ -24,7 +24,8 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class A2CConfig(TrainConfig):
-    score_normalization: str = score_normalization_option("batch")  # chosen by the sweep suite (docs/sweep.md)
+    # batch: every learning test learns on every seed with it (tests/test_agents.py); the sweep suite compares it
+    score_normalization: str = score_normalization_option("batch")
     gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1)
     vf_coef: float = option(0.5, "value loss weight", low=0)
     normalize_advantage: bool = option(True, "whiten advantages over the batch")

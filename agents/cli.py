@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agents import ALGOS, trainer_class
@@ -31,7 +32,11 @@ def _front_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
-    """Parse ``argv`` into (the algo's config, the front options). Unknown flags and keys are errors."""
+    """Parse ``argv`` into (the algo's config, the front options). Unknown flags and keys are errors.
+
+    With ``--resume`` and a checkpoint in the run folder, the settings not given now (flags or YAML) are the
+    run's own, from its checkpoint, not today's defaults: a run continues as it started.
+    """
     front, _ = _front_parser().parse_known_args(argv)
     cls = trainer_class(front.algo)
     parser = argparse.ArgumentParser(prog="textgym train", parents=[_front_parser()], add_help=False)
@@ -42,7 +47,31 @@ def parse(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
     flags = vars(parser.parse_args(argv))
     updates = load_yaml(front.config) if front.config else {}
     updates.update({k: v for k, v in flags.items() if k not in ("algo", "config", "resume", "help")})
-    return merge_config(cls.config_class(), updates), front
+    base = cls.config_class()
+    if front.resume:
+        base = merge_config(base, saved_settings(str(updates.get("run_dir", base.run_dir)), front.algo, updates))
+    return merge_config(base, updates), front
+
+
+def saved_settings(run_dir: str, algo: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The config of the newest checkpoint in ``run_dir`` when it is an ``algo`` run (``{}`` when there is none).
+
+    Raises:
+        CheckpointError: the saved config would import code to build the env (see ``Trainer.load``), unless the
+            env is given now (``--env-id`` / ``--env-kwargs``).
+    """
+    from agents.run_dir import RunDir
+    from agents.trainer import _refuse_code
+
+    if not Path(run_dir).is_dir():
+        return {}
+    found = RunDir(run_dir).latest_checkpoint()
+    if found is None or found[0].get("algo") != algo:
+        return {}
+    state, source = found
+    saved = {k: v for k, v in state["config"].items() if k != "overwrite"}  # an action, not a setting
+    _refuse_code(saved, given, source)
+    return saved
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,10 +64,15 @@ def export_pretrained(
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
+    if out_dir.resolve() == run_folder(trainer).resolve():
+        raise ValueError(f"export folder {str(out_dir)!r} is the run's own folder: choose another")
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"export folder {str(out_dir)!r} already exists: pass overwrite=True (--force)")
-    figures = _plain_figures(evaluation if evaluation is not None else last_logged_evaluation(trainer.config.run_dir))
-    info = export_info(trainer, figures)
+    if evaluation is None:
+        evaluated_at, evaluation = last_logged_evaluation(run_folder(trainer), trainer.iteration)
+    else:
+        evaluated_at = trainer.iteration
+    info = export_info(trainer, _plain_figures(evaluation), evaluated_at)
     with atomic_folder(out_dir, replace=True) as tmp:
         merged_model(trainer).save_pretrained(tmp)
         trainer.tokenizer.save_pretrained(tmp)
@@ -105,7 +110,7 @@ def merged_model(trainer: Trainer) -> Any:
     return copy.deepcopy(model).merge_and_unload()
 
 
-def export_info(trainer: Trainer, evaluation: dict[str, float]) -> dict[str, Any]:
+def export_info(trainer: Trainer, evaluation: dict[str, float], evaluated_at: int | None = None) -> dict[str, Any]:
     """The facts the model card states: what was trained, on what, how long, and how well it does."""
     config = trainer.config
     model = DEFAULT_BASE_MODEL if config.model == "default" else config.model
@@ -120,6 +125,7 @@ def export_info(trainer: Trainer, evaluation: dict[str, float]) -> dict[str, Any
         "iterations": trainer.iteration,
         "seed": config.seed,
         "evaluation": evaluation,
+        "evaluated_at_iteration": evaluated_at,
     }
 
 
@@ -139,7 +145,9 @@ def model_card(info: dict[str, Any]) -> str:
         "",
     ]
     if info["evaluation"]:
-        lines += ["## Held-out evaluation", "", "| metric | value |", "|---|---|"]
+        at = info["evaluated_at_iteration"]
+        lines += ["## Held-out evaluation", "", f"Of the weights at iteration {at}." if at is not None else ""]
+        lines += ["", "| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.4g} |" for name, value in info["evaluation"].items()]
         lines.append("")
     lines += [
@@ -156,17 +164,23 @@ def model_card(info: dict[str, Any]) -> str:
     return "\n".join(front + lines)
 
 
-def last_logged_evaluation(run_dir: str | Path) -> dict[str, Any]:
-    """The ``eval/`` figures of the last record of a run's metrics that has them; ``{}`` when none."""
-    from agents.logger import read_metrics
+def run_folder(trainer: Trainer) -> Path:
+    """The folder of the trainer's run: beside the checkpoint it was loaded from, else its ``run_dir``."""
+    return trainer.loaded_from.parent if trainer.loaded_from is not None else Path(trainer.config.run_dir)
 
-    if not (Path(run_dir) / "metrics.jsonl").exists():
-        return {}
+
+def last_logged_evaluation(run_dir: str | Path, up_to: int) -> tuple[int | None, dict[str, Any]]:
+    """The iteration and ``eval/`` figures of the run's last evaluation at or before iteration ``up_to`` (the
+    weights being exported); ``(None, {})`` when there is none."""
+    from agents.logger import METRICS, read_metrics
+
+    if not (Path(run_dir) / METRICS).exists():
+        return None, {}
     for record in reversed(read_metrics(run_dir)):
         figures = {k: v for k, v in record.items() if k.startswith("eval/")}
-        if figures:
-            return figures
-    return {}
+        if figures and record["iteration"] <= up_to:
+            return record["iteration"], figures
+    return None, {}
 
 
 def _plain_figures(evaluation: dict[str, Any]) -> dict[str, float]:

@@ -140,6 +140,9 @@ def _preview(line: bytes) -> str:
 
 def truncate_metrics(run_dir: str | Path, iteration: int) -> None:
     """Keep the records of iterations up to ``iteration`` (0: none), rewriting the file atomically."""
+    for report in (Path(run_dir) / SAMPLES_DIR).glob("iteration_*.md"):  # the samples of dropped evaluations
+        if int(report.stem.removeprefix("iteration_")) > iteration:
+            report.unlink()
     path = Path(run_dir) / METRICS
     if not path.exists():
         return

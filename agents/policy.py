@@ -115,7 +115,8 @@ class LMPolicy(nn.Module):
         from textgym.models import load_causal_lm
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
+        on_gpu = str(device).startswith("cuda") and name_or_path != "tiny"  # the tiny test model stays float32
+        dtype = dtype or (torch.bfloat16 if on_gpu else torch.float32)
         policy = cls(load_causal_lm(name_or_path, dtype=dtype, device=device, seed=seed), **kwargs)
         return policy.to(device)
 

@@ -29,7 +29,8 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class PPOConfig(TrainConfig):
-    score_normalization: str = score_normalization_option("batch")  # chosen by the sweep suite (docs/sweep.md)
+    # batch: every learning test learns on every seed with it (tests/test_agents.py); the sweep suite compares it
+    score_normalization: str = score_normalization_option("batch")
     n_epochs: int = option(2, "passes over each batch", low=1)
     minibatch_size: int = option(8, "episodes per gradient step", low=1)
     clip_range: float = option(0.2, "policy ratio clip", low=0, low_inclusive=False)

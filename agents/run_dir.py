@@ -28,14 +28,22 @@ from pathlib import Path
 from typing import IO, Any
 
 from agents.checkpoint import read_latest
-from agents.logger import METRICS
+from agents.logger import METRICS, SAMPLES_DIR
 
 CHECKPOINT = "checkpoint.safetensors"
 PREVIOUS = "checkpoint.prev.safetensors"
 LEGACY = "checkpoint.pt"  # pickled checkpoints of earlier versions: never loaded (unpickling can run code)
 LOCK = ".lock"
 TEMPORARY = (".checkpoint*.tmp", f".{METRICS}.*.tmp")  # left by atomic writes cut short
-RUN_FILES = (METRICS, CHECKPOINT, PREVIOUS, LEGACY, f"{CHECKPOINT}.damaged", "events.out.tfevents.*")
+RUN_FILES = (
+    METRICS,
+    CHECKPOINT,
+    PREVIOUS,
+    LEGACY,
+    f"{CHECKPOINT}.damaged",
+    "events.out.tfevents.*",
+    f"{SAMPLES_DIR}/iteration_*.md",  # the held-out samples report of each evaluation
+)
 
 
 class RunDirError(OSError):
@@ -117,10 +125,10 @@ class RunDir:
 
     def clear(self) -> list[str]:
         """Delete the files of the run trained here before (metrics, checkpoints, TensorBoard events)."""
-        names = [p.name for pattern in RUN_FILES for p in self.path.glob(pattern)]
-        for name in names:
-            (self.path / name).unlink(missing_ok=True)
-        return names
+        found = [p for pattern in RUN_FILES for p in self.path.glob(pattern)]
+        for path in found:
+            path.unlink(missing_ok=True)
+        return [str(p.relative_to(self.path)) for p in found]
 
     def latest_checkpoint(self) -> tuple[dict[str, Any], Path] | None:
         """The newest intact checkpoint's state and file (see :func:`agents.checkpoint.read_latest`).

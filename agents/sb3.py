@@ -134,7 +134,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         value_head: add the value head (A2C, PPO and TRPO need it; without it values are 0).
         reference: keep a frozen reference for :class:`KLPenaltyCallback` (a copy of the initial weights, saved
             with the policy; free under LoRA: the adapter-off base).
-        lora_rank: train a LoRA adapter of this rank instead of all weights (0 = full fine-tuning; needs peft).
+        lora_rank: train a LoRA adapter of this rank instead of all weights (0 = full fine-tuning).
         lora_alpha: LoRA scaling numerator.
         seed: seed of the ``"tiny"`` model's initialisation.
         dtype: ``"float32"`` (default) or ``"bfloat16"``, the LM's weights.

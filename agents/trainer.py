@@ -123,6 +123,7 @@ class Trainer:
         self._saved_iteration: int | None = None
         self._progress: Any = None  # learn()'s progress bar while it runs
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (iteration, metrics) of learn()'s last eval
+        self.loaded_from: Path | None = None  # the checkpoint file this trainer was loaded from (Trainer.load)
 
     # -- construction -------------------------------------------------------------------------------------
 
@@ -459,8 +460,7 @@ class Trainer:
         """Next token(s) for TextGen observations (one ``(L,)`` or a batch ``(N, L)``), with SB3's signature, so
         ``stable_baselines3.common.evaluation.evaluate_policy`` runs on a native agent. The policy reads the whole
         prefix, so it keeps no recurrent ``state`` (returned as ``None``) and ignores ``episode_start``."""
-        ids = torch.as_tensor(np.asarray(observation["input_ids"]), device=self.policy.device)
-        mask = torch.as_tensor(np.asarray(observation["attention_mask"]), device=self.policy.device)
+        ids, mask = (_as_tensor(observation[key], self.policy.device) for key in ("input_ids", "attention_mask"))
         single = ids.dim() == 1
         ids, mask = (ids[None], mask[None]) if single else (ids, mask)
         logits = self.policy.next_token_logits(ids, mask)[:, : self.envs.single_action_space.n]
@@ -530,7 +530,10 @@ class Trainer:
             raise ValueError(f"checkpoint is for algo {state.get('algo')!r}, not {self.algo!r}")
         problem = self._weights_mismatch(state["policy"], fresh_value_head=False)
         if problem:
-            raise ValueError(f"checkpoint does not match the policy: {problem}")
+            raise ValueError(
+                f"checkpoint does not match the policy (same model and lora_rank needed; the checkpoint's "
+                f"lora_rank is {state['config'].get('lora_rank')}, this trainer's {self.config.lora_rank}): {problem}"
+            )
         self._copy_weights(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.kl_controller.load_state_dict(state["kl_controller"])
@@ -610,6 +613,7 @@ class Trainer:
             _refuse_code(saved, overrides, source)
         trainer = cls(merge_config(cls.config_class(), {**saved, **overrides}), env=env)
         trainer.load_state(state)
+        trainer.loaded_from = source
         return trainer
 
     def resume(self) -> bool:
@@ -647,6 +651,11 @@ class Trainer:
     def close(self) -> None:
         self._end_run()
         self.envs.close()
+
+
+def _as_tensor(value: Any, device: torch.device) -> Tensor:
+    """An observation field (a tensor on any device, a NumPy array or a list) as a tensor on ``device``."""
+    return value.to(device) if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value), device=device)
 
 
 def _read_state(path: str | Path) -> tuple[dict[str, Any], Path]:

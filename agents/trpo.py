@@ -39,7 +39,8 @@ from agents.trainer import Scored, Trainer
 
 @dataclass
 class TRPOConfig(TrainConfig):
-    score_normalization: str = score_normalization_option("batch")  # chosen by the sweep suite (docs/sweep.md)
+    # batch: every learning test learns on every seed with it (tests/test_agents.py); the sweep suite compares it
+    score_normalization: str = score_normalization_option("batch")
     max_kl: float = option(
         0.01, "trust region: largest mean KL(old || new) per token of a step", low=0, low_inclusive=False
     )

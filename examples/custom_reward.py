@@ -11,6 +11,7 @@ import argparse
 from agents.ppo import PPO
 
 PROMPTS = ["Tell me one fact about cats.", "Write a line about dogs.", "Say something nice about horses."]
+HELD_OUT = ["Describe a cat in a few words.", "What do dogs like?", "Give me a horse fact."]
 
 
 def mentions_the_animal(prompts: list[str], completions: list[str], **info) -> list[float]:
@@ -27,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     agent = PPO(
         env_id="TextGen-v0",
-        env_kwargs={"prompts": PROMPTS, "reward": mentions_the_animal, "max_new_tokens": 16},
+        env_kwargs={"prompts": PROMPTS, "eval_prompts": HELD_OUT, "reward": mentions_the_animal, "max_new_tokens": 16},
         model=args.model,
         batch_size=8,
         minibatch_size=4,

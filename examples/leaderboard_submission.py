@@ -31,7 +31,8 @@ def main() -> None:
     for spec in rows:
         run_one(spec, out / "scratch", device="cpu")  # writes out/scratch/mine/<run_id>.json
         result = out / "scratch" / "mine" / f"{spec.run_id}.json"
-        textgym(["leaderboard", "submit", str(result), "--results", str(out / "results"), "--force"])
+        if textgym(["leaderboard", "submit", str(result), "--results", str(out / "results"), "--force"]) != 0:
+            raise SystemExit(f"the result {result} did not validate")
     render(out / "results", out / "README.md")
     print(f"ranked in {out / 'README.md'}")
 

@@ -1,4 +1,4 @@
-"""Stock Stable-Baselines3 PPO on a textgym env, scored with SB3's own evaluate_policy: `python examples/sb3_ppo.py`.
+"""Stock Stable-Baselines3 PPO on a textgym env, then SB3's own evaluate_policy: `python examples/sb3_ppo.py`.
 
 SB3 calls the policy once per token on the whole prefix, so it is slower than the native agents (see
 `python -m benchmarks.sb3_vs_native`): the default model takes CPU minutes;
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--total-timesteps", type=int, default=1024)
     args = parser.parse_args()
-    envs = make_vec_env("TextGen-Reverse-v1", n_envs=2, seed=0)
+    envs = make_vec_env("TextGen-Reverse-v1", n_envs=2, seed=0, env_kwargs={"tokenizer": args.model})
     agent = PPO(
         LMActorCriticPolicy,
         envs,
@@ -34,8 +34,8 @@ def main() -> None:
         seed=0,
     )
     agent.learn(total_timesteps=args.total_timesteps, callback=KLPenaltyCallback(coef=0.05))
-    mean, std = evaluate_policy(agent, envs, n_eval_episodes=8)
-    print(f"held-out reward after {args.total_timesteps} steps: {mean:.3f} +- {std:.3f}")
+    mean, std = evaluate_policy(agent, envs, n_eval_episodes=8)  # SB3 evaluates on the envs' (train) prompts
+    print(f"reward after {args.total_timesteps} steps: {mean:.3f} +- {std:.3f} (8 episodes, train prompts)")
 
 
 if __name__ == "__main__":

@@ -76,14 +76,13 @@ def run_suite(
     runs = [r for r in suite(name) if only is None or r.run_id == only]
     if only is not None and not runs:
         raise ValueError(f"suite {name!r} has no run {only!r}")
-    if force:
-        for spec in runs:
-            result_path(spec, results_dir).unlink(missing_ok=True)
-            shutil.rmtree(results_dir / spec.suite / "runs" / spec.run_id, ignore_errors=True)
-    pending = [r for r in runs if not is_done(r, results_dir)]
+    pending = runs if force else [r for r in runs if not is_done(r, results_dir)]
     pending.sort(key=lambda r: r.agent == SB3_PPO)  # the slowest rows (SB3 calls the LM once per token) go last
     print(f"suite {name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run", file=sys.stderr)
     for spec in tqdm(pending, desc=f"leaderboard {name}", unit="run"):
+        if force:  # from scratch: this run's old result and checkpoints go just before it runs again
+            result_path(spec, results_dir).unlink(missing_ok=True)
+            shutil.rmtree(results_dir / spec.suite / "runs" / spec.run_id, ignore_errors=True)
         command = [
             sys.executable,
             "-m",

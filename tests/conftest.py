@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-import torch
-
-torch.set_num_threads(int(os.environ.get("TEXTGYM_TEST_THREADS", "2")))  # 1 beside a busy job
 
 
 @pytest.fixture(scope="session")

@@ -304,3 +304,59 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path):
     resumed_at = second.iteration
     train(second, resumed_at + 1)
     assert read_checkpoint(run_dir / CHECKPOINT)["iteration"] == resumed_at + 1
+
+
+def test_cli_resume_keeps_the_runs_own_settings_not_todays_defaults(tmp_path):
+    """`textgym train --resume` without the original flags continues with the settings saved in the checkpoint;
+    flags given now still win."""
+    from agents.cli import parse
+
+    run_dir = tmp_path / "run"
+    train(make(run_dir, learning_rate=0.02, score_normalization="batch", baseline="leave_one_out"), 1)
+    config, _ = parse(["--algo", "reinforce", "--resume", "--run-dir", str(run_dir), "--total-timesteps", "99"])
+    assert (config.learning_rate, config.lora_rank, config.model) == (0.02, 0, "tiny")
+    assert config.score_normalization == "batch" and config.total_timesteps == 99
+    again, _ = parse(["--algo", "reinforce", "--resume", "--run-dir", str(run_dir), "--learning-rate", "0.5"])
+    assert again.learning_rate == 0.5 and again.lora_rank == 0
+    fresh, _ = parse(["--algo", "reinforce", "--run-dir", str(run_dir)])  # no --resume: today's defaults
+    assert fresh.lora_rank == 8
+
+
+def test_overwrite_and_resume_drop_the_samples_reports_of_the_runs_they_replace(tmp_path):
+    run_dir = tmp_path / "run"
+
+    def crash_at_3(trainer, metrics):
+        if trainer.iteration == 3:  # after iteration 3's evaluation and report, before any checkpoint of it
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make(run_dir, eval_every=1, save_every=2).learn(total_timesteps=10**9, callback=crash_at_3)
+    reports = run_dir / "samples"
+    assert sorted(p.name for p in reports.iterdir()) == [f"iteration_00000{i}.md" for i in (1, 2, 3)]
+    resumed = make(run_dir, eval_every=1)
+    assert resumed.resume() and resumed.iteration == 2  # the checkpoint of iteration 2: iteration 3 is redone
+    assert sorted(p.name for p in reports.iterdir()) == ["iteration_000001.md", "iteration_000002.md"]
+    resumed.close()
+    train(make(run_dir, overwrite=True, eval_every=0), 1)
+    assert not list(reports.iterdir())
+
+
+def test_atomic_folder_puts_the_previous_folder_back_when_the_rename_fails(tmp_path, monkeypatch):
+    import os
+
+    from textgym.io import atomic_folder
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if str(src).endswith(".tmp"):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="No space left"), atomic_folder(target, replace=True) as tmp:
+        (tmp / "weights").write_text("new")
+    assert (target / "weights").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]

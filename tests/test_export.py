@@ -108,3 +108,20 @@ def test_push_to_hub_uploads_the_folder_or_says_the_hub_is_unreachable(tmp_path,
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw)))
     trainer.save_pretrained(tmp_path / "model", push_to_hub="me/model", overwrite=True)
     assert calls[0] == ("create", "me/model") and calls[1][1]["folder_path"] == str(tmp_path / "model")
+
+
+def test_cli_export_reads_the_evaluation_beside_the_checkpoint_not_the_working_folder(tmp_path, monkeypatch, capsys):
+    """A relative run_dir saved in the checkpoint must not pick up another run's metrics in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    trainer = trained("reinforce", Path("runs/textgym"))  # the default, relative run_dir
+    trainer.close()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs").rename(tmp_path / "elsewhere" / "runs")
+    decoy = tmp_path / "runs" / "textgym" / "metrics.jsonl"  # another run where the first one used to be
+    decoy.parent.mkdir(parents=True)
+    decoy.write_text(json.dumps({"iteration": 1, "timesteps": 8, "eval/score_mean": 0.999}) + "\n")
+    assert main(["export", "elsewhere/runs/textgym", "model"]) == 0
+    info = json.loads((tmp_path / "model" / EXPORT_INFO).read_text())
+    assert info["evaluation"]["eval/score_mean"] != 0.999 and info["evaluated_at_iteration"] == 2
+    assert main(["export", "elsewhere/runs/textgym", "elsewhere/runs/textgym", "--force"]) == 2
+    assert "is the run's own folder" in capsys.readouterr().err

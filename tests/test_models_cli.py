@@ -57,6 +57,13 @@ def test_cli_rollout_takes_your_prompts_and_a_reward_by_name(tmp_path, capsys):
     }
 
 
+def test_cli_rollout_with_prompts_but_no_reward_says_which_flag_is_missing(tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Hello\n")
+    assert main(["rollout", "--model", "tiny", "--prompts", str(prompts)]) == 2
+    assert "pass --reward NAME" in capsys.readouterr().err
+
+
 def test_cli_rollout_checks_the_env_before_loading_the_model(capsys, monkeypatch):
     import agents.policy
 

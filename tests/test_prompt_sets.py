@@ -104,3 +104,25 @@ def test_chat_template_needs_a_tokenizer_that_has_one(tokenizer):
 
     with pytest.raises(ValueError, match=r"chat_template=True but tokenizer .* has no chat template"):
         gym.make("TextGen-v0", prompts=["x"], reward="length", tokenizer=NoTemplate(), chat_template=True)
+
+
+def test_a_finished_conversation_keeps_its_reply_as_the_reference_not_the_prompt():
+    row = {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]}
+    env = gym.make("TextGen-v0", prompts=[row], reward="length", chat_template=True)
+    obs, info = env.reset(seed=0)
+    example = env.unwrapped.setup.task.examples("train")[0]
+    assert info["prompt"] == "What is 2+2?" and example.references == ("4",)
+    assert prompt_text(env, obs).endswith("What is 2+2?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_chat_prompt_longer_than_the_budget_is_an_error_not_a_cut_template():
+    env = gym.make("TextGen-v0", prompts=["word " * 60], reward="length", chat_template=True)
+    with pytest.raises(
+        ValueError, match=r"renders to \d+ tokens with the chat template, more than max_prompt_tokens=64"
+    ):
+        env.reset(seed=0)
+
+
+def test_columns_named_like_the_rewards_own_arguments_are_refused():
+    with pytest.raises(ValueError, match=r"column names \['completions'\] are taken by the reward's own arguments"):
+        gym.make("TextGen-v0", prompts=[{"prompt": "x", "completions": "y"}], reward="length").reset(seed=0)

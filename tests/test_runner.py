@@ -96,6 +96,24 @@ def test_run_skips_finished_runs_and_force_runs_them_again_from_scratch(tmp_path
     assert not result_path(spec, tmp_path).exists() and not leftover.exists()  # the rerun cannot resume the old one
 
 
+def test_force_over_a_whole_suite_replaces_each_result_only_when_its_own_run_starts(tmp_path, monkeypatch):
+    import leaderboards.runner as runner
+    from leaderboards.schema import example_result, write_result
+
+    specs = suite("quick")[:3]
+    for spec in specs:
+        write_result(example_result() | {"run_id": spec.run_id, "suite": spec.suite}, result_path(spec, tmp_path))
+    still_there = []
+
+    def fake_run(command, check):  # at each run's start, the later runs' results must still be on disk
+        still_there.append([result_path(s, tmp_path).exists() for s in specs])
+
+    monkeypatch.setattr(runner, "suite", lambda name: specs)
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    runner.run_suite("quick", tmp_path, force=True)
+    assert still_there == [[False, True, True], [False, False, True], [False, False, False]]
+
+
 def test_leaderboard_defaults_to_the_working_folder_outside_a_source_checkout(tmp_path, monkeypatch):
     import leaderboards.runner as runner
 

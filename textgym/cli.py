@@ -51,6 +51,8 @@ def _rollout(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     env_id = args.env or ("TextGen-v0" if args.prompts else "TextGen-Sentiment-v0")
+    if env_id == "TextGen-v0" and args.reward is None:
+        raise ValueError("TextGen-v0 (your prompts) has no reward of its own: pass --reward NAME")
     kwargs = {"tokenizer": args.model, "device": device}
     optional = {"max_new_tokens": args.max_new_tokens, "prompts": args.prompts, "reward": args.reward}
     kwargs |= {k: v for k, v in optional.items() if v is not None}

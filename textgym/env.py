@@ -69,8 +69,10 @@ class TextGenEnv(gym.Env):
     - ``prompts`` / ``eval_prompts``: the user's prompts for the generic ``TextGen-v0``: a list of strings or
       dicts, a ``.txt``/``.jsonl`` file, a ``datasets.Dataset``, or a ``DatasetDict`` (its ``train`` split, and
       its ``test`` or ``validation`` split as the eval split). A dict/row's ``prompt`` may be a string or a list
-      of turns (``{"role", "content"}``), or it has a ``messages`` list instead; its other columns (say
-      ``answer``) reach the reward as keyword arguments, one value per episode.
+      of turns (``{"role", "content"}``), or it has a ``messages`` list instead (trailing assistant turns are the
+      target: the last becomes the reference when the row has none; the prompt text is the last user turn); its
+      other columns (say ``answer``; not ``prompts`` or ``completions``) reach the reward as keyword arguments,
+      one value per episode.
     - ``tokenizer``: ``"default"`` (SmolLM2), a HF id or path, or a tokenizer object.
     - ``reward``: a registered name, ``"module:attr"`` or a callable ``(prompts, completions, **info)``.
     - ``max_new_tokens``, ``max_prompt_tokens``: budgets (task defaults when ``None``), ints up to

@@ -123,6 +123,11 @@ class EpisodeSetup:
         return ids
 
     def _fit_prompt(self, ids: Sequence[int]) -> list[int]:
+        if self.chat_template and len(ids) > self.max_prompt_tokens:  # cutting would drop the template's opening
+            raise ValueError(
+                f"a prompt renders to {len(ids)} tokens with the chat template, more than max_prompt_tokens="
+                f"{self.max_prompt_tokens}: raise max_prompt_tokens (the template itself takes some of them)"
+            )
         if not self.max_prompt_tokens:
             return []
         bos = self.tokenizer.bos_token_id

@@ -78,11 +78,16 @@ def atomic_folder(path: str | Path, replace: bool = False) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old.exists() and not path.exists():
+                os.replace(old, path)  # the previous folder goes back: path is left as it was
+            raise
         fsync_dir(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:

@@ -14,6 +14,7 @@ PromptSource = str | Path | Sequence[str] | Sequence[dict[str, Any]] | Any
 
 REFERENCE_KEYS = ("references", "reference")
 EVAL_SPLITS = ("test", "validation")  # a DatasetDict's held-out split, in order of preference
+RESERVED_COLUMNS = {"prompts", "completions"}  # a reward's positional arguments; extra columns are keywords
 
 
 def _example(item: Any, where: str) -> Example:
@@ -24,9 +25,20 @@ def _example(item: Any, where: str) -> Example:
     prompt = item.get("prompt", item.get("messages"))
     turns = () if isinstance(prompt, str) else _turns(prompt, where)
     refs = next((item[k] for k in REFERENCE_KEYS if k in item), ())
+    refs = (refs,) if isinstance(refs, str) else tuple(refs)
+    answers: list[str] = []
+    while turns and turns[-1]["role"] == "assistant":  # a finished conversation: its reply is the target, not input
+        answers.insert(0, turns[-1]["content"])
+        turns = turns[:-1]
+    if not isinstance(prompt, str) and not turns:
+        raise ValueError(f"{where}: the conversation has no turn before the assistant's reply: {prompt!r}")
     extra = {k: v for k, v in item.items() if k not in ("prompt", "messages", *REFERENCE_KEYS)}
-    text = prompt if isinstance(prompt, str) else turns[-1]["content"]
-    return Example(text, (refs,) if isinstance(refs, str) else tuple(refs), turns, extra)
+    reserved = sorted(set(extra) & RESERVED_COLUMNS)
+    if reserved:
+        raise ValueError(f"{where}: column names {reserved} are taken by the reward's own arguments: rename them")
+    users = [t["content"] for t in turns if t["role"] == "user"]
+    text = prompt if isinstance(prompt, str) else (users or [turns[-1]["content"]])[-1]
+    return Example(text, refs or tuple(answers[-1:]), turns, extra)
 
 
 def _turns(prompt: Any, where: str) -> tuple[dict[str, str], ...]:
