@@ -408,9 +408,14 @@ def format_gain(g: Gain) -> str:
 
 
 def budget_cell(run: Result) -> str:
-    """Generated tokens of training, plus what a warm-started row trained before (``budget.init``)."""
+    """Generated tokens of training; a warm-started row also names the part its warm start used (``budget.init``).
+
+    Example:
+        >>> budget_cell({"budget": {"generated_tokens": 1024, "init": "sft:516"}})
+        '1024 (incl. sft:516)'
+    """
     init = run["budget"].get("init")
-    return f"{run['budget']['generated_tokens']}" + (f" + {md_cell(str(init))}" if init else "")
+    return f"{run['budget']['generated_tokens']}" + (f" (incl. {md_cell(str(init))})" if init else "")
 
 
 def command_cell(runs: list[Result]) -> str:
