@@ -20,6 +20,7 @@ from textgym.io import atomic_write_text
 
 METRICS = "metrics.jsonl"
 SAMPLES_DIR = "samples"
+MARKDOWN_SPECIAL = "\\`*_[]<>&~|"  # inline markdown (table cells hold inline content only); backslash first
 
 
 class MetricLogger:
@@ -78,7 +79,7 @@ class MetricLogger:
     def log_config(self, config: dict[str, Any]) -> None:
         """The run's settings as a TensorBoard text table (its hyper-parameters beside the curves)."""
         if self._writer is not None:
-            rows = [f"| {key} | {_cell(json.dumps(value))} |" for key, value in config.items()]
+            rows = [f"| {key} | {md_cell(json.dumps(value))} |" for key, value in config.items()]
             self._writer.add_text("config", "\n".join(["| setting | value |", "|---|---|", *rows]), 0)
             self._writer.flush()
 
@@ -165,10 +166,19 @@ def samples_table(pairs: list[dict[str, Any]]) -> str:
         | 2+2= | 4 | 1.000 |
         <BLANKLINE>
     """
-    rows = [f"| {_cell(p['prompt'])} | {_cell(p['completion'])} | {p.get('reward', float('nan')):.3f} |" for p in pairs]
+    rows = [
+        f"| {md_cell(p['prompt'])} | {md_cell(p['completion'])} | {p.get('reward', float('nan')):.3f} |" for p in pairs
+    ]
     return "\n".join(["| prompt | completion | reward |", "|---|---|---|", *rows]) + "\n"
 
 
-def _cell(text: str) -> str:
-    """Text that stays inside one Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+def md_cell(text: str) -> str:
+    """``text`` as literal inline markdown for one table cell: specials escaped, line breaks as ``<br>``.
+
+    Example:
+        >>> md_cell("a|b\\n*c*")
+        'a\\\\|b<br>\\\\*c\\\\*'
+    """
+    for char in MARKDOWN_SPECIAL:
+        text = text.replace(char, "\\" + char)
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.logger import md_cell
 from leaderboards.schema import load_result
 from leaderboards.suites import ZERO_SHOT
 from textgym.io import atomic_write, atomic_write_text
@@ -63,7 +64,6 @@ SPREAD_COLUMNS = [
 ]
 HACKING = "⚠ reward hacking?"
 SAMPLES_SHOWN = 3
-MARKDOWN_SPECIAL = "\\`*_[]<>&~|"  # inline markdown (table cells hold inline content only); backslash first
 
 
 # ---------------------------------------------------------------- statistics
@@ -343,18 +343,6 @@ def ranked(agents: dict[str, list[Result]]) -> list[tuple[str, list[Result]]]:
 
 
 # ---------------------------------------------------------------- markdown
-
-
-def md_cell(text: str) -> str:
-    """``text`` as literal inline markdown for one table cell: specials escaped, line breaks as ``<br>``.
-
-    Example:
-        >>> md_cell("a|b\\n*c*")
-        'a\\\\|b<br>\\\\*c\\\\*'
-    """
-    for char in MARKDOWN_SPECIAL:
-        text = text.replace(char, "\\" + char)
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 
 def mean_std(values: Sequence[float], digits: int) -> str:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from agents.logger import md_cell
 from leaderboards.render import (
     HACKING,
     Estimate,
     average_curves,
     fallen_scorers,
     gain,
-    md_cell,
     mean_ci,
     rank_labels,
     render,
