@@ -6,7 +6,7 @@ gradient step on the mean negative log-likelihood of the demonstration tokens, s
 one-forward :meth:`agents.policy.LMPolicy.evaluate` the RL algorithms use. A checkpoint of this run is a
 starting point for them: ``--init-checkpoint RUN_DIR`` (its newest intact checkpoint).
 
-Tasks with demonstrations: Arithmetic, Reverse, Headline, Concepts, Dialogue and any ``TextGen-v0``
+Tasks with demonstrations: Arithmetic, Reverse, Headline, Concepts, Dialogue, NER, Translate and any ``TextGen-v0``
 whose prompts carry references (see :meth:`textgym.tasks.Task.demonstration`).
 
 Example:
@@ -59,7 +59,8 @@ class SFT(Trainer):
             raise ValueError(
                 f"SFT needs a demonstration for every train example, and task {task.name!r} "
                 f"({self.config.env_id}) lacks some: "
-                "use an env whose examples carry references (Arithmetic, Reverse, Headline, Concepts, Dialogue)"
+                "use an env whose examples carry references "
+                "(Arithmetic, Reverse, Headline, Concepts, Dialogue, NER, Translate)"
             )
 
     def demonstration_batch(self, iteration: int) -> Rollout:

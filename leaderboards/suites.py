@@ -32,6 +32,7 @@ INDEPENDENT_SCORERS: dict[str, tuple[str, ...]] = {
     "TextGen-SentimentClassifier-v0": ("vader",),  # and the other way round
     "TextGen-Headline-v0": ("rougeL",),  # trained on chrF
     "TextGen-Detox-v0": ("vader",),  # non-offensive should not mean hostile in other words
+    "TextGen-Translate-v0": ("bleu", "meteor"),  # trained on chrF (characters): words and synonyms too
 }
 # Envs whose tasks have demonstrations for the SFT rows (see textgym.tasks.Task.demonstration).
 WITH_DEMONSTRATIONS = {
@@ -42,6 +43,8 @@ WITH_DEMONSTRATIONS = {
     "TextGen-Headline-v0",
     "TextGen-Concepts-v0",
     "TextGen-Dialogue-v0",
+    "TextGen-NER-v0",
+    "TextGen-Translate-v0",
 }
 
 
@@ -121,6 +124,8 @@ FULL_ENVS = {
     "TextGen-Concepts-v0": 4096,
     "TextGen-Detox-v0": 4096,
     "TextGen-Dialogue-v0": 2048,  # the reward model and 32-token replies make it the slowest per token
+    "TextGen-NER-v0": 2048,  # 2-shot prompts of up to 224 tokens
+    "TextGen-Translate-v0": 2048,
 }
 FULL_AGENTS = {**QUICK_AGENTS, SB3_PPO: {}}
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages textgym's rewards need (idempotent): WordNet for the METEOR reward.
-# textgym.rewards.wordnet builds NLTK's corpus from /usr/share/wordnet on first use (no download).
+# System packages textgym's rewards and tasks need (idempotent): WordNet for the METEOR reward
+# (textgym.rewards.wordnet builds NLTK's corpus from /usr/share/wordnet on first use, no download) and the
+# German-English dictionary whose example sentences TextGen-Translate-v0 uses (/usr/share/trans/de-en).
 set -euo pipefail
-if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
+if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ] || [ ! -f /usr/share/trans/de-en ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends wordnet-base wordnet-sense-index
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
+        wordnet-base wordnet-sense-index trans-de-en
 fi

@@ -187,7 +187,9 @@ def test_make_vec_uses_the_vector_entry_point():
 
 
 @pytest.mark.parametrize("ops", ["cpu", "device"])
-@pytest.mark.parametrize("env_id", ["TextGen-Arithmetic-v0", "TextGen-Sentiment-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["TextGen-Arithmetic-v0", "TextGen-Sentiment-v0", "TextGen-NER-v0", "TextGen-Translate-v0"]
+)
 def test_vector_env_matches_single_envs(env_id, ops, tokenizer, monkeypatch):
     """Same seeds, same episodes, over EOS ends, autoresets and a switch to the eval split and back.
 

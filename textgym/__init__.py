@@ -33,6 +33,9 @@ ENV_IDS: dict[str, dict[str, object]] = {
     "TextGen-Concepts-v0": {"task": "concepts"},
     "TextGen-Detox-v0": {"task": "detox"},
     "TextGen-Dialogue-v0": {"task": "dialogue"},
+    "TextGen-NER-v0": {"task": "ner"},
+    # one user turn through the chat template: the instruction-tuned model answers and ends its turn
+    "TextGen-Translate-v0": {"task": "translate", "chat_template": True},
 }
 
 for _env_id, _kwargs in ENV_IDS.items():

@@ -60,6 +60,7 @@ REWARDS: dict[str, str] = {
     "concept_coverage": "textgym.rewards.concepts:ConceptCoverage",
     "word_fluency": "textgym.rewards.concepts:WordFluency",
     "concepts": "textgym.rewards.concepts:ConceptsReward",
+    "entity_f1": "textgym.rewards.entities:EntityF1",
 }
 
 

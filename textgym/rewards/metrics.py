@@ -16,6 +16,17 @@ def _references(info: dict[str, Any], n: int) -> list[Sequence[str]]:
     return [[r] if isinstance(r, str) else list(r) for r in references]
 
 
+def answer_text(completion: str, first_line: bool) -> str:
+    """The part of a completion a metric scores: all of it, or its first line (the answer, in a few-shot prompt
+    whose solved examples are one a line: the model may go on to write the next example).
+
+    Example:
+        >>> answer_text(" c b a\\nr: d e ->", first_line=True)
+        ' c b a'
+    """
+    return completion.split("\n", 1)[0] if first_line else completion
+
+
 class ExactMatch:
     """1.0 when the stripped completion equals one of its references, else 0.0.
 
@@ -57,8 +68,7 @@ class SequenceMatch:
     Normalised by the longer of the two, so extra or missing characters cost; 1.0 only for an exact match.
 
     Args:
-        first_line: score only the completion's first line (the answer, in a few-shot prompt whose solved
-            examples are one a line: the model may go on to write the next example).
+        first_line: score only the completion's first line (see :func:`answer_text`).
 
     Example:
         >>> SequenceMatch()(["r: a b c ->"], [" c b a"], references=[["c b a"]])
@@ -78,8 +88,7 @@ class SequenceMatch:
         refs = _references(info, len(completions))
         scores = []
         for completion, options in zip(completions, refs, strict=True):
-            answer = completion.split("\n", 1)[0] if self.first_line else completion
-            got = answer.replace(" ", "").strip()
+            got = answer_text(completion, self.first_line).replace(" ", "").strip()
             best = 0.0
             for ref in options:
                 want = ref.replace(" ", "")

@@ -74,6 +74,8 @@ TASKS: dict[str, str] = {
     "concepts": "textgym.tasks.concepts:ConceptsTask",
     "detox": "textgym.tasks.detox:DetoxTask",
     "dialogue": "textgym.tasks.dialogue:DialogueTask",
+    "ner": "textgym.tasks.ner:NERTask",
+    "translate": "textgym.tasks.translate:TranslateTask",
 }
 
 
