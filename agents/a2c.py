@@ -42,12 +42,12 @@ class A2C(Trainer):
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
-        advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
+        advantages, returns = gae(scored.rewards, scored.values, batch.step_mask, c.gamma, c.gae_lambda)
         if c.normalize_advantage:
             advantages = masked_whiten(advantages, batch.mask)
         ev = forward if forward is not None else self.score_tokens(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
-        v_loss = value_loss(ev.values, returns, batch.mask)
+        v_loss = value_loss(ev.values, returns, batch.step_mask)
         entropy = masked_mean(ev.entropy, batch.mask)
         loss = policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy
         grad_norm = self.optimizer_step(loss)

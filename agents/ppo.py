@@ -58,7 +58,7 @@ class PPO(Trainer):
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
-        advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
+        advantages, returns = gae(scored.rewards, scored.values, batch.step_mask, c.gamma, c.gae_lambda)
         advantages = masked_whiten(advantages, batch.mask)
         generator = self._generator(10_000_000 + self.iteration)
         stats: dict[str, list[float]] = {"policy": [], "value": [], "entropy": [], "approx_kl": [], "clipfrac": []}
@@ -87,7 +87,7 @@ class PPO(Trainer):
             ev.logprobs, scored.logprobs[index], advantages[index], mb.mask, c.clip_range
         )
         assert scored.values is not None  # PPO scores with its value head
-        v_loss = value_loss(ev.values, returns[index], mb.mask, scored.values[index], c.clip_range_vf)
+        v_loss = value_loss(ev.values, returns[index], mb.step_mask, scored.values[index], c.clip_range_vf)
         entropy = masked_mean(ev.entropy, mb.mask)
         self.optimizer_step(policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy)
         for key, value in (("policy", policy_loss), ("value", v_loss), ("entropy", entropy)):

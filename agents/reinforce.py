@@ -66,7 +66,7 @@ class Reinforce(Trainer):
     one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
-        returns = discounted_returns(scored.rewards, batch.mask, self.config.gamma)  # (B, T)
+        returns = discounted_returns(scored.rewards, batch.step_mask, self.config.gamma)  # (B, T)
         advantages = (returns - self.baseline(returns[:, 0])) * batch.mask
         ev = forward if forward is not None else self.score_tokens(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)

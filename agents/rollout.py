@@ -44,9 +44,12 @@ class Rollout:
 
     Attributes:
         input_ids, attention_mask: ``(B, P + T)`` the whole sequences.
-        mask: ``(B, T)`` float, 1 at generated tokens (EOS included), 0 after the episode ended.
+        mask: ``(B, T)`` float, 1 at the policy's actions (EOS included), 0 after the episode ended and at tokens
+            a multi-turn env wrote itself: the mask of every policy term (log-probs, ratios, KL, entropy).
         scores: ``(B,)`` terminal task rewards.
         prompts, completions: the texts, for logging.
+        episode_mask: ``(B, T)`` float, 1 at every token of the episode, the env's own included; None when every
+            token is an action (then it equals ``mask``). See :attr:`step_mask`.
     """
 
     input_ids: Tensor
@@ -55,6 +58,13 @@ class Rollout:
     scores: Tensor
     prompts: list[str] = field(default_factory=list)
     completions: list[str] = field(default_factory=list)
+    episode_mask: Tensor | None = None
+
+    @property
+    def step_mask(self) -> Tensor:
+        """``(B, T)`` the episode's steps, the env's turns included: the mask of returns, values and the terminal
+        reward's position (a reward earned after the env's turn still reaches the policy's tokens before it)."""
+        return self.mask if self.episode_mask is None else self.episode_mask
 
     @property
     def num_generated(self) -> int:
@@ -80,6 +90,7 @@ class Rollout:
             self.scores[index],
             [self.prompts[i] for i in picked] if self.prompts else [],
             [self.completions[i] for i in picked] if self.completions else [],
+            None if self.episode_mask is None else self.episode_mask[index],
         )
 
 
@@ -136,6 +147,7 @@ def _collect_episodes(
     done = torch.zeros(envs.num_envs, dtype=torch.bool, device=envs.device)
     completions: list[Any] = [None] * envs.num_envs
     vocab = int(envs.single_action_space.n)  # a model's vocabulary may be padded past the tokenizer's
+    forced: list[Tensor] = []  # multi-turn envs: per step, the sub-envs whose token was the env's own
     for _ in range(envs.max_new_tokens):
         tokens, _ = sample(state.logits[:, :vocab], sampling, generator)  # (B,)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens.to(envs.device))
@@ -143,17 +155,23 @@ def _collect_episodes(
         obs, rewards, terminated, _, infos = envs.step(tokens)
         scores += torch.where(done, torch.zeros_like(rewards), rewards)
         _store_completions(completions, infos)
+        if "forced" in infos:  # the env wrote its own token in some rows: the policy reads what was written
+            forced.append(torch.as_tensor(infos["forced"], device=envs.device))
+            tokens = envs.input_ids[:, prompt_length + steps - 1]
         done = terminated.clone()
         if bool(done.all()):
             break
         state = policy.advance(state, tokens.to(policy.device))
+    episode_mask = envs.attention_mask[:, prompt_length : prompt_length + steps].float()
+    actions = episode_mask * ~torch.stack(forced, 1) if forced else episode_mask
     return Rollout(
         input_ids=envs.input_ids[:, start : prompt_length + steps].clone(),
         attention_mask=envs.attention_mask[:, start : prompt_length + steps].clone(),
-        mask=envs.attention_mask[:, prompt_length : prompt_length + steps].float(),
+        mask=actions,
         scores=scores,
         prompts=envs.prompts,
         completions=[c or "" for c in completions],
+        episode_mask=episode_mask if forced else None,
     )
 
 
@@ -178,6 +196,8 @@ def collect_generic(
     tokens are the prompt) and the actions taken, so the env's own token layout does not matter.
     """
     check_textgen_spaces(envs.single_observation_space, envs.single_action_space)
+    if getattr(envs.unwrapped, "multi_turn", False) or any(getattr(e, "multi_turn", False) for e in _sub_envs(envs)):
+        raise ValueError("multi-turn envs need the agents' fast path: use gym.make_vec(..., 'vector_entry_point')")
     if envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_generic needs a vector env with autoreset_mode NextStep")
     device = policy.device
@@ -201,6 +221,11 @@ def collect_generic(
                 finished.append(running[i])
         needs_reset = np.logical_or(terminated, truncated)
     return _stack(finished[:num_episodes], policy, pad=0)
+
+
+def _sub_envs(envs: Any) -> list[Any]:
+    """The unwrapped sub-envs of a Sync/Async vector env (empty when it does not expose them)."""
+    return [e.unwrapped for e in getattr(envs, "envs", [])]
 
 
 @dataclass

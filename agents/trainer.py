@@ -154,7 +154,8 @@ class Trainer:
         kwargs = dict(self.config.env_kwargs)
         if str(spec.entry_point).startswith("textgym."):
             kwargs.setdefault("tokenizer", self.config.model)  # the model's own ("tiny" has the default one)
-        mode = "vector_entry_point" if spec.vector_entry_point == "textgym.vector:TextGenVectorEnv" else "sync"
+        fast = {"textgym.vector:TextGenVectorEnv", "textgym.multiturn:MultiTurnVectorEnv"}
+        mode = "vector_entry_point" if spec.vector_entry_point in fast else "sync"
         if mode == "vector_entry_point":
             kwargs["device"] = self.device
         return gym.make_vec(self.config.env_id, num_envs=self.config.batch_size, vectorization_mode=mode, **kwargs)
@@ -264,11 +265,12 @@ class Trainer:
             )
             kl = kl_penalty(logprobs, ref, self.config.kl_estimator) * batch.mask
         rewards = -self.kl_controller.value * kl
-        last = (batch.mask.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
+        steps = batch.step_mask
+        last = (steps.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
         task_scores = normalize_scores(batch.scores, self.config.score_normalization, self.config.samples_per_prompt)
         rewards[torch.arange(len(last), device=rewards.device), last] += task_scores
-        values = None if ev.values is None else ev.values.detach() * batch.mask
-        return Scored(logprobs * batch.mask, values, kl, rewards * batch.mask)
+        values = None if ev.values is None else ev.values.detach() * steps
+        return Scored(logprobs * batch.mask, values, kl, rewards * steps)
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         """Improve the policy from one scored batch; returns namespaced metrics (``losses/...``).

@@ -73,7 +73,7 @@ class TRPO(Trainer):
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
-        advantages, returns = gae(scored.rewards, scored.values, batch.mask, c.gamma, c.gae_lambda)
+        advantages, returns = gae(scored.rewards, scored.values, batch.step_mask, c.gamma, c.gae_lambda)
         advantages = masked_whiten(advantages, batch.mask)
         args = (batch.input_ids, batch.attention_mask, batch.num_generated, c.temperature)
         entropy_coef = self.entropy_coef_at(self.iteration)
@@ -124,7 +124,7 @@ class TRPO(Trainer):
         with torch.no_grad():
             hidden = self.policy._trunk(batch.input_ids, batch.attention_mask)[:, -batch.num_generated - 1 : -1]
         values = self.critic(hidden.float()).squeeze(-1)
-        loss = value_loss(values, returns, batch.mask)
+        loss = value_loss(values, returns, batch.step_mask)
         self.optimizer_step(loss, "value loss")
         return loss.item()
 

@@ -126,6 +126,7 @@ FULL_ENVS = {
     "TextGen-Dialogue-v0": 2048,  # the reward model and 32-token replies make it the slowest per token
     "TextGen-NER-v0": 2048,  # 2-shot prompts of up to 224 tokens
     "TextGen-Translate-v0": 2048,
+    "TextGen-GuessNumber-v0": 2048,  # multi-turn: the env's own answers are not counted as generated tokens
 }
 FULL_AGENTS = {**QUICK_AGENTS, SB3_PPO: {}}
 

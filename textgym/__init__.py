@@ -36,12 +36,17 @@ ENV_IDS: dict[str, dict[str, object]] = {
     "TextGen-NER-v0": {"task": "ner"},
     # one user turn through the chat template: the instruction-tuned model answers and ends its turn
     "TextGen-Translate-v0": {"task": "translate", "chat_template": True},
+    "TextGen-GuessNumber-v0": {"task": "guess_number"},  # multi-turn: see MULTI_TURN_IDS
 }
+# Envs whose tasks are multi-turn: the environment writes its own turns (textgym.multiturn).
+MULTI_TURN_IDS = {"TextGen-GuessNumber-v0"}
 
 for _env_id, _kwargs in ENV_IDS.items():
     register(
         id=_env_id,
-        entry_point="textgym.env:TextGenEnv",
-        vector_entry_point="textgym.vector:TextGenVectorEnv",
+        entry_point="textgym.multiturn:MultiTurnEnv" if _env_id in MULTI_TURN_IDS else "textgym.env:TextGenEnv",
+        vector_entry_point=(
+            "textgym.multiturn:MultiTurnVectorEnv" if _env_id in MULTI_TURN_IDS else "textgym.vector:TextGenVectorEnv"
+        ),
         kwargs=dict(_kwargs),
     )

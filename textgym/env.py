@@ -17,6 +17,7 @@ from textgym.episode import (
     build_setup,
     check_options,
     check_render_mode,
+    check_turns,
     draw_examples,
     prompt_row,
     why_reset,
@@ -106,6 +107,7 @@ class TextGenEnv(gym.Env):
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    multi_turn = False  # whether the env writes a multi-turn task's own turns (textgym.multiturn.MultiTurnEnv)
 
     def __init__(
         self,
@@ -136,6 +138,7 @@ class TextGenEnv(gym.Env):
             prompt_cache_size,
             chat_template,
         )
+        check_turns(self.setup.task, self.multi_turn)
         self.action_space = spaces.Discrete(self.setup.vocab_size)
         self.observation_space = self.setup.observation_space()
         self._generated: list[int] = []

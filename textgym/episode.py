@@ -220,6 +220,17 @@ def build_setup(
 RENDER_MODES = ("ansi",)  # the prompt and completion as text
 
 
+def check_turns(task: Task, env_writes_turns: bool) -> None:
+    """A multi-turn task needs an env that writes its turns (:mod:`textgym.multiturn`), and such an env needs one."""
+    if task.multi_turn and not env_writes_turns:
+        raise ValueError(
+            f"task {task.name!r} is multi-turn: make it with textgym.multiturn.MultiTurnEnv or MultiTurnVectorEnv "
+            "(as TextGen-GuessNumber-v0 does)"
+        )
+    if env_writes_turns and not task.multi_turn:
+        raise ValueError(f"task {task.name!r} is not multi-turn: use TextGenEnv or TextGenVectorEnv")
+
+
 class RenderModeError(ValueError, TypeError):
     """An unsupported ``render_mode``. Also a ``TypeError``, which is what SB3's ``make_vec_env`` catches to retry
     without the ``render_mode="rgb_array"`` it asks for by default."""

@@ -21,6 +21,7 @@ from textgym.episode import (
     check_int,
     check_options,
     check_render_mode,
+    check_turns,
     draw_examples,
     prompt_indices,
     why_reset,
@@ -66,6 +67,7 @@ class TextGenVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": list(RENDER_MODES)}
+    multi_turn = False  # whether the env writes a multi-turn task's own turns (MultiTurnVectorEnv)
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class TextGenVectorEnv(VectorEnv):
             prompt_cache_size,
             chat_template,
         )
+        check_turns(self.setup.task, self.multi_turn)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.num_envs, self.device, self.render_mode = num_envs, torch.device(device), render_mode
         self.single_observation_space = self.setup.observation_space()

@@ -61,6 +61,7 @@ REWARDS: dict[str, str] = {
     "word_fluency": "textgym.rewards.concepts:WordFluency",
     "concepts": "textgym.rewards.concepts:ConceptsReward",
     "entity_f1": "textgym.rewards.entities:EntityF1",
+    "guessed_number": "textgym.tasks.guess:GuessedNumber",
 }
 
 

@@ -39,6 +39,8 @@ class Task:
     max_new_tokens: int = 32
     max_prompt_tokens: int = 32
     description: str = ""
+    multi_turn: bool = False  # the env writes turns of its own (see respond and textgym.multiturn)
+    max_turn_tokens: int = 0  # multi-turn: the env ends a policy turn this long without a newline
 
     def __init__(self) -> None:
         self._cache: dict[str, list[Example]] = {}
@@ -61,6 +63,11 @@ class Task:
         right after the prompt), or ``None`` when the task has no demonstrations."""
         return example.references[0] if example.references else None
 
+    def respond(self, example: Example, completion: str) -> tuple[str, bool]:
+        """Multi-turn tasks: the environment's turn after the policy's, given the episode's text so far, as
+        ``(text to write, whether the episode is over)``."""
+        raise NotImplementedError(f"task {self.name!r} is not multi-turn")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -76,6 +83,7 @@ TASKS: dict[str, str] = {
     "dialogue": "textgym.tasks.dialogue:DialogueTask",
     "ner": "textgym.tasks.ner:NERTask",
     "translate": "textgym.tasks.translate:TranslateTask",
+    "guess_number": "textgym.tasks.guess:GuessNumberTask",
 }
 
 
