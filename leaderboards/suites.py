@@ -9,7 +9,7 @@ Example:
     >>> sorted({r.agent for r in runs})
     ['a2c', 'ppo', 'reinforce', 'sft', 'sft+ppo', 'trpo', 'zero-shot']
     >>> sorted({r.env_id for r in runs})
-    ['TextGen-Arithmetic-v1', 'TextGen-Reverse-v1', 'TextGen-Sentiment-v0']
+    ['TextGen-Arithmetic-v1', 'TextGen-GuessNumber-v0', 'TextGen-Reverse-v1', 'TextGen-Sentiment-v0']
 """
 
 from __future__ import annotations
@@ -109,9 +109,16 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     SFT_PPO: {"minibatch_size": 4, "score_normalization": "batch", "sft_learning_rate": 1e-3},
 }
 COMMON_KEYS = set(QUICK_COMMON)
-# Generated tokens of training per run. Sentiment episodes are 24 tokens, Reverse 12, Arithmetic-v1 4.
-# Quick: the v1 envs of Reverse and Arithmetic, where the default model succeeds sometimes (v0: about 1%).
-QUICK_ENVS = {"TextGen-Sentiment-v0": 6144, "TextGen-Reverse-v1": 3072, "TextGen-Arithmetic-v1": 1024}
+# Generated tokens of training per run (the policy's own: a multi-turn env's answers are not counted). Sentiment
+# episodes are 24 tokens, Reverse 12, Arithmetic-v1 4, GuessNumber about 12 of the policy's in some 45.
+# Quick: the v1 envs of Reverse and Arithmetic, where the default model succeeds sometimes (v0: about 1%), and the
+# multi-turn guessing game.
+QUICK_ENVS = {
+    "TextGen-Sentiment-v0": 6144,
+    "TextGen-Reverse-v1": 3072,
+    "TextGen-Arithmetic-v1": 1024,
+    "TextGen-GuessNumber-v0": 2048,
+}
 # The full suite: every registered env. Slow envs get smaller budgets (their cost per token is in the table).
 FULL_ENVS = {
     "TextGen-Sentiment-v0": 6144,
