@@ -156,3 +156,19 @@ def test_agents_learn_on_a_multi_turn_env(algo, tmp_path):
         gain = after["eval/score_mean"] - before["eval/score_mean"]
         noise = max(before["eval/score_std"], after["eval/score_std"]) / 32**0.5
         assert gain > 0.05 and gain > 5 * noise, (algo, seed, gain, noise)
+
+
+def test_bad_game_settings_and_a_reward_without_secrets_are_clear_errors():
+    from textgym.rewards import make_reward
+    from textgym.tasks import make_task
+
+    with pytest.raises(ValueError, match="high must be an int >= 2, got 1"):
+        make_task("guess_number", high=1)
+    with pytest.raises(ValueError, match="max_guesses must be an int >= 1, got 0"):
+        make_task("guess_number", max_guesses=0)
+    with pytest.raises(ValueError, match=r"needs secret=\[\.\.\.\] with one number per completion \(2\)"):
+        make_reward("guessed_number")(["p", "p"], [" 3", " 4"])
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="out of range"):
+        env.step(10**9)
