@@ -147,8 +147,13 @@ class TrainConfig:
     top_p: float = option(1.0, "nucleus sampling mass (1 = off)", low=0, high=1, low_inclusive=False)
     logit_noise: float = option(0.0, "std of Gaussian noise added to the logits while sampling", low=0)
     mask_prob: float = option(
-        0.0, "probability of masking each candidate token out while sampling", low=0, high=1, high_inclusive=False
+        0.0,
+        "probability of masking out each of the mask_top likeliest tokens (argmax included) while sampling",
+        low=0,
+        high=1,
+        high_inclusive=False,
     )
+    mask_top: int = option(8, "how many of the likeliest tokens random masking may remove", low=1)
     schedules: dict = option(
         {}, "field -> schedule, e.g. {temperature: 'linear:1.5:0.7:100', entropy_coef: 'cosine:0.01:0:50'}"
     )

@@ -196,8 +196,6 @@ def collect_generic(
     tokens are the prompt) and the actions taken, so the env's own token layout does not matter.
     """
     check_textgen_spaces(envs.single_observation_space, envs.single_action_space)
-    if getattr(envs.unwrapped, "multi_turn", False) or any(getattr(e, "multi_turn", False) for e in _sub_envs(envs)):
-        raise ValueError("multi-turn envs need the agents' fast path: use gym.make_vec(..., 'vector_entry_point')")
     if envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
         raise ValueError("collect_generic needs a vector env with autoreset_mode NextStep")
     device = policy.device
@@ -210,7 +208,9 @@ def collect_generic(
         mask = torch.as_tensor(np.asarray(obs["attention_mask"]), device=device)
         logits = policy.next_token_logits(ids, mask)[:, : envs.single_action_space.n]
         tokens, _ = sample(logits, sampling, generator)
-        obs, rewards, terminated, truncated, _ = envs.step(tokens.cpu().numpy())
+        obs, rewards, terminated, truncated, infos = envs.step(tokens.cpu().numpy())
+        if "forced" in infos:  # the env wrote tokens of its own: the actions alone do not rebuild the episode
+            raise ValueError("multi-turn envs need the agents' fast path: gym.make_vec(..., 'vector_entry_point')")
         for i in range(envs.num_envs):
             if needs_reset[i]:  # this step was the autoreset: a new episode starts here
                 running[i] = _Episode(_prompt_of(obs, i))
@@ -221,11 +221,6 @@ def collect_generic(
                 finished.append(running[i])
         needs_reset = np.logical_or(terminated, truncated)
     return _stack(finished[:num_episodes], policy, pad=0)
-
-
-def _sub_envs(envs: Any) -> list[Any]:
-    """The unwrapped sub-envs of a Sync/Async vector env (empty when it does not expose them)."""
-    return [e.unwrapped for e in getattr(envs, "envs", [])]
 
 
 @dataclass

@@ -47,7 +47,10 @@ class SamplingConfig:
         top_k: Keep only the ``top_k`` most likely tokens (0 = off).
         top_p: Keep the smallest set of tokens with cumulative prob >= ``top_p`` (1.0 = off).
         logit_noise: Std of Gaussian noise added to the logits (0 = off).
-        mask_prob: Probability of masking each candidate token out (the argmax is always kept).
+        mask_prob: Probability of masking out each of the row's ``mask_top`` most likely tokens, the argmax
+            included: the policy is pushed down paths it would not take (tokens ranked below ``mask_top`` are
+            never masked, so some token always remains).
+        mask_top: How many of the most likely tokens random masking may remove (>= 1).
         greedy: Take the argmax of the processed logits instead of sampling.
 
     >>> SamplingConfig(temperature=0.7, top_k=50).top_p
@@ -59,6 +62,7 @@ class SamplingConfig:
     top_p: float = 1.0
     logit_noise: float = 0.0
     mask_prob: float = 0.0
+    mask_top: int = 8
     greedy: bool = False
 
     def __post_init__(self) -> None:
@@ -69,6 +73,7 @@ class SamplingConfig:
             "top_p": 0 < self.top_p <= 1,
             "logit_noise": self.logit_noise >= 0,
             "mask_prob": 0 <= self.mask_prob < 1,
+            "mask_top": isinstance(self.mask_top, int) and self.mask_top >= 1,
         }
         rules = {
             "temperature": "> 0",
@@ -76,6 +81,7 @@ class SamplingConfig:
             "top_p": "in (0, 1]",
             "logit_noise": ">= 0",
             "mask_prob": "in [0, 1)",
+            "mask_top": "an int >= 1",
         }
         for name, ok in checks.items():
             if not ok:
@@ -87,11 +93,22 @@ def _keep_only(logits: Tensor, keep: Tensor) -> Tensor:
     return logits.masked_fill(~keep, float("-inf"))
 
 
-def _random_mask(logits: Tensor, mask_prob: float, generator: torch.Generator | None) -> Tensor:
-    """Mask each token with probability ``mask_prob``, never the row's argmax."""
-    drop = torch.rand(logits.shape, generator=generator, device=logits.device) < mask_prob  # (B, V)
-    drop.scatter_(-1, logits.argmax(dim=-1, keepdim=True), False)
-    return logits.masked_fill(drop, float("-inf"))
+def _random_mask(logits: Tensor, mask_prob: float, top: int, generator: torch.Generator | None) -> Tensor:
+    """Mask each of the row's ``top`` most likely tokens with probability ``mask_prob``, the argmax included.
+
+    Masking the likeliest candidates moves probability onto the others (the entropy of the sampled distribution
+    rises with ``mask_prob``). Tokens ranked below ``top`` are never masked, so some token always remains; when
+    ``top`` covers the whole vocabulary and every token is drawn for masking, the least likely one is kept.
+
+    >>> _random_mask(torch.tensor([[3.0, 2.0, 1.0, 0.0]]), 0.999, 2, torch.Generator().manual_seed(0))
+    tensor([[-inf, -inf, 1., 0.]])
+    """
+    top = min(top, logits.shape[-1])
+    ranked = logits.topk(top, dim=-1).indices  # (B, top), most likely first
+    drop = torch.rand(ranked.shape, generator=generator, device=logits.device) < mask_prob  # (B, top)
+    if top == logits.shape[-1]:
+        drop[:, -1] &= ~drop[:, :-1].all(-1)
+    return logits.scatter(-1, ranked, logits.gather(-1, ranked).masked_fill(drop, float("-inf")))
 
 
 def _top_k(logits: Tensor, k: int) -> Tensor:
@@ -140,7 +157,7 @@ def process_logits(logits: Tensor, config: SamplingConfig, generator: torch.Gene
     if config.temperature != 1.0:
         x = x / config.temperature
     if config.mask_prob > 0:
-        x = _random_mask(x, config.mask_prob, generator)
+        x = _random_mask(x, config.mask_prob, config.mask_top, generator)
     x = _top_k(x, config.top_k)
     return _top_p(x, config.top_p)
 

@@ -104,6 +104,7 @@ class Trainer:
             self.config.top_p,
             self.config.logit_noise,
             self.config.mask_prob,
+            self.config.mask_top,
         )
         config_at(self.base_sampling, self._sampling_schedules(), 0)  # validates schedule names early
         torch.manual_seed(self.config.seed)

@@ -18,6 +18,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from textgym import MULTI_TURN_IDS
+
 ZERO_SHOT = "zero-shot"
 SB3_PPO = "sb3-ppo"
 SFT = "sft"
@@ -145,6 +147,8 @@ def _runs(name: str, envs: dict[str, int], agents: dict[str, dict[str, Any]], co
             runs.append(RunSpec(name, ZERO_SHOT, env_id, seed, 0, dict(common)))
             for agent, extra in agents.items():
                 if agent in (SFT, SFT_PPO) and env_id not in WITH_DEMONSTRATIONS:
+                    continue
+                if agent == SB3_PPO and env_id in MULTI_TURN_IDS:  # SB3 would count the env's tokens as its steps
                     continue
                 runs.append(RunSpec(name, agent, env_id, seed, budget, {**common, **extra}))
     return runs

@@ -162,13 +162,58 @@ def test_bad_game_settings_and_a_reward_without_secrets_are_clear_errors():
     from textgym.rewards import make_reward
     from textgym.tasks import make_task
 
-    with pytest.raises(ValueError, match="high must be an int >= 2, got 1"):
+    with pytest.raises(ValueError, match=r"high must be an int in \[2, 100\], got 1"):
         make_task("guess_number", high=1)
-    with pytest.raises(ValueError, match="max_guesses must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"max_guesses must be an int in \[1, 8\], got 0"):
         make_task("guess_number", max_guesses=0)
-    with pytest.raises(ValueError, match=r"needs secret=\[\.\.\.\] with one number per completion \(2\)"):
+    with pytest.raises(ValueError, match=r"one number per completion \(2\), got none"):
         make_reward("guessed_number")(["p", "p"], [" 3", " 4"])
     env = gym.make(ENV_ID)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="out of range"):
         env.step(10**9)
+
+
+def test_game_limits_follow_the_settings_and_a_long_game_is_paid(tokenizer):
+    from textgym.tasks import make_task
+
+    wide = make_task("guess_number", high=100, max_guesses=6)
+    assert (wide.max_turn_tokens, wide.max_new_tokens, wide.max_prompt_tokens) == (5, 96, 126)
+    assert len(tokenizer(wide.rules())["input_ids"]) <= wide.max_prompt_tokens
+    env = gym.make(ENV_ID, task_kwargs={"max_guesses": 6})
+    secret = env.unwrapped.setup.task.examples("eval")[0].extra["secret"]
+    wrong = [n for n in range(1, 11) if n != secret][:5]
+    text, _, reward = play(env, tokenizer, [f" {n}\n" for n in [*wrong, secret]])
+    assert reward == 1.0 and text.endswith(f"Guess: {secret}\nAnswer: right")  # the sixth guess counts
+
+
+def test_a_custom_prompt_without_a_secret_is_a_clear_error_and_the_env_asks_for_a_reset(tokenizer):
+    from gymnasium.error import ResetNeeded
+
+    env = gym.make(ENV_ID)
+    env.reset(seed=0, options={"prompt": "Guess:"})
+    with pytest.raises(ValueError, match=r"needs the example's secret number in extra\['secret'\], got None"):
+        for token in ids(tokenizer, " 5\n"):
+            env.step(token)
+    with pytest.raises(ResetNeeded):
+        env.step(0)
+
+
+def test_a_custom_multi_turn_task_needs_a_turn_limit():
+    from textgym.multiturn import MultiTurnEnv
+    from textgym.tasks.guess import GuessNumberTask
+
+    class Unlimited(GuessNumberTask):
+        def __init__(self) -> None:
+            super().__init__()
+            self.max_turn_tokens = 0
+
+    with pytest.raises(ValueError, match="max_turn_tokens must be an int >= 1, got 0"):
+        MultiTurnEnv(task=Unlimited())
+
+
+def test_the_full_suite_leaves_sb3_off_multi_turn_envs():
+    from leaderboards.suites import SB3_PPO, suite
+
+    assert not [r for r in suite("full") if r.agent == SB3_PPO and r.env_id in textgym.MULTI_TURN_IDS]
+    assert [r for r in suite("full") if r.agent == "ppo" and r.env_id in textgym.MULTI_TURN_IDS]

@@ -122,18 +122,32 @@ def test_noise_reproducible_and_zero_noise_is_passthrough() -> None:
     assert torch.equal(g.get_state(), state)  # no randomness consumed
 
 
-def test_mask_prob_never_masks_everything_and_rate() -> None:
+def test_mask_prob_masks_the_likeliest_tokens_argmax_included_and_never_everything() -> None:
     logits = torch.randn(2000, 20, generator=_gen(10))
-    out = process_logits(logits, SamplingConfig(mask_prob=0.3), _gen(11))
+    out = process_logits(logits, SamplingConfig(mask_prob=0.3, mask_top=8), _gen(11))
+    ranks = logits.argsort(-1, descending=True).argsort(-1)  # 0 = the argmax
     masked = torch.isinf(out)
-    assert torch.all(torch.isfinite(out).any(-1))
-    assert torch.all(torch.isfinite(out.gather(1, logits.argmax(-1, keepdim=True))))
-    non_argmax_rate = masked.sum().item() / (2000 * 19)
-    assert non_argmax_rate == pytest.approx(0.3, abs=0.02)
-    extreme = process_logits(torch.randn(500, 3, generator=_gen(12)), SamplingConfig(mask_prob=0.99), _gen(13))
-    assert torch.all(torch.isfinite(extreme).sum(-1) >= 1)
+    assert masked[ranks < 8].float().mean().item() == pytest.approx(0.3, abs=0.02)
+    assert masked[ranks == 0].float().mean().item() == pytest.approx(0.3, abs=0.04)  # the argmax too
+    assert not masked[ranks >= 8].any()
+    whole = process_logits(
+        torch.randn(500, 3, generator=_gen(12)), SamplingConfig(mask_prob=0.99, mask_top=3), _gen(13)
+    )
+    assert torch.all(torch.isfinite(whole).sum(-1) >= 1)  # all drawn for masking: the least likely is kept
     _, logprobs = sample(logits, SamplingConfig(mask_prob=0.5), _gen(14))
     assert torch.isfinite(logprobs).all()
+    with pytest.raises(ValueError, match="mask_top must be an int >= 1, got 0"):
+        SamplingConfig(mask_top=0)
+
+
+def test_masking_raises_the_entropy_of_what_is_sampled() -> None:
+    """The point of random masking is exploration: a peaked (Zipf-like) distribution gets flatter, not sharper."""
+    logits = (-1.5 * torch.log(torch.arange(1, 1001, dtype=torch.float))).expand(400, -1)
+    entropies = []
+    for mask_prob in (0.0, 0.3, 0.6, 0.9):
+        logp = torch.log_softmax(process_logits(logits, SamplingConfig(mask_prob=mask_prob), _gen(3)), -1)
+        entropies.append(-(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1).mean().item())
+    assert entropies == sorted(entropies) and entropies[-1] > entropies[0] + 1.0, entropies
 
 
 def test_mask_is_reproducible_with_generator() -> None:

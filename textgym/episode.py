@@ -229,6 +229,9 @@ def check_turns(task: Task, env_writes_turns: bool) -> None:
         )
     if env_writes_turns and not task.multi_turn:
         raise ValueError(f"task {task.name!r} is not multi-turn: use TextGenEnv or TextGenVectorEnv")
+    limit = task.max_turn_tokens
+    if task.multi_turn and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"task {task.name!r}: max_turn_tokens must be an int >= 1, got {limit!r}")
 
 
 class RenderModeError(ValueError, TypeError):

@@ -106,7 +106,11 @@ class MultiTurnEnv(TextGenEnv):
         obs, reward, terminated, truncated, info = super().step(token)
         if not terminated and self._keeper.turn_ends(self._turns, token, forced):
             (completion,) = self.setup.decode([self._generated])
-            self._keeper.reply(self._turns, token, self._example, completion)
+            try:
+                self._keeper.reply(self._turns, token, self._example, completion)
+            except BaseException:  # as a reward error: the episode is half written, step() refuses until reset()
+                self._started, self._reward_failed = False, True
+                raise
         info["forced"] = forced
         return obs, reward, terminated, truncated, info
 
@@ -142,9 +146,12 @@ class MultiTurnVectorEnv(TextGenVectorEnv):
         ended = [
             r for r in running if not done[r] and self._keeper.turn_ends(self._turns[r], int(tokens[r]), forced[r])
         ]
-        if ended:
-            for row, completion in zip(ended, self.completions(np.asarray(ended)), strict=True):
+        try:
+            for row, completion in zip(ended, self.completions(np.asarray(ended, dtype=np.int64)), strict=True):
                 example = Example(self._prompts[row], self._references[row] or (), extra=self._extras[row] or {})
                 self._keeper.reply(self._turns[row], int(tokens[row]), example, completion)
+        except BaseException:  # as a reward error: step() refuses until a reset of every sub-env
+            self._started, self._reward_failed = False, True
+            raise
         _add(infos, "forced", np.arange(self.num_envs), forced, self.num_envs)
         return obs, rewards, terminated, truncated, infos

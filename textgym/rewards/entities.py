@@ -20,12 +20,12 @@ def parse_entities(answer: str) -> list[tuple[str, str]]:
     """The ``(text, TYPE)`` pairs of an answer line; items that do not read ``text (TYPE)`` are ignored.
 
     Example:
-        >>> parse_entities(" Japan (LOC); Asian  Cup (MISC); nonsense; none")
-        [('Japan', 'LOC'), ('Asian Cup', 'MISC')]
+        >>> parse_entities(" Japan (LOC); Asian  Cup (MISC); nonsense; none; Syria (LOC).")
+        [('Japan', 'LOC'), ('Asian Cup', 'MISC'), ('Syria', 'LOC')]
     """
     found = []
     for item in answer.split(";"):
-        match = _ENTITY.match(" ".join(item.split()))
+        match = _ENTITY.match(" ".join(item.split()).rstrip("."))
         if match:
             found.append((match["text"], match["kind"]))
     return found

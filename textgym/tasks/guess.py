@@ -8,6 +8,7 @@ environment writes ``Answer: right`` and EOS) or after ``max_guesses`` guesses.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -52,11 +53,12 @@ class GuessNumberTask(Task):
     """Find a secret number in ``[1, high]`` with at most ``max_guesses`` guesses; reward 1 when found.
 
     Every prompt is the same (the rules and one solved game); the secret, in ``Example.extra["secret"]``,
-    differs. An episode spans several turns: :meth:`respond` is the environment's side.
+    differs. An episode spans several turns: :meth:`respond` is the environment's side. The token limits follow
+    the settings: a turn may hold the largest number and a newline, the game ``max_guesses`` rounds.
 
     Args:
-        high: the largest secret number.
-        max_guesses: guesses allowed per game.
+        high: the largest secret number (2 to 100).
+        max_guesses: guesses allowed per game (1 to 8).
 
     Example:
         >>> task = GuessNumberTask()
@@ -74,11 +76,16 @@ class GuessNumberTask(Task):
 
     def __init__(self, high: int = 10, max_guesses: int = 4) -> None:
         super().__init__()
-        if isinstance(high, bool) or not isinstance(high, int) or high < 2:
-            raise ValueError(f"high must be an int >= 2, got {high!r}")
-        if isinstance(max_guesses, bool) or not isinstance(max_guesses, int) or max_guesses < 1:
-            raise ValueError(f"max_guesses must be an int >= 1, got {max_guesses!r}")
+        if isinstance(high, bool) or not isinstance(high, int) or not 2 <= high <= 100:
+            raise ValueError(f"high must be an int in [2, 100], got {high!r}")
+        if isinstance(max_guesses, bool) or not isinstance(max_guesses, int) or not 1 <= max_guesses <= 8:
+            raise ValueError(f"max_guesses must be an int in [1, 8], got {max_guesses!r}")
         self.high, self.max_guesses = high, max_guesses
+        # SmolLM2 tokens: " 10\n" is 4, "Answer: higher\nGuess:" 7; the rules 90 for high=10 (their solved game
+        # takes about log2(high) rounds)
+        self.max_turn_tokens = len(str(high)) + 2
+        self.max_new_tokens = 16 * max_guesses
+        self.max_prompt_tokens = 56 + 10 * math.ceil(math.log2(high + 1))
 
     def rules(self) -> str:
         """The rules and one solved game (a fixed secret, found by halving the range)."""
@@ -98,7 +105,7 @@ class GuessNumberTask(Task):
     def respond(self, example: Example, completion: str) -> tuple[str, bool]:
         """The environment's turn after the policy's: ``(text to write, whether the game is over)``."""
         made = guesses(completion)
-        reply = answer(made[-1], int(example.extra["secret"]))
+        reply = answer(made[-1], secret_of(example.extra))
         if reply == "right" or len(made) >= self.max_guesses:
             return f"Answer: {reply}", True
         return f"Answer: {reply}\nGuess:", False
@@ -111,8 +118,20 @@ class GuessNumberTask(Task):
         return f"GuessNumberTask(high={self.high}, max_guesses={self.max_guesses})"
 
 
+def secret_of(extra: Any) -> int:
+    """The secret number of an example's extra columns, or a ``ValueError`` saying what is missing."""
+    secret = (extra or {}).get("secret")
+    if isinstance(secret, bool) or not isinstance(secret, int):
+        raise ValueError(
+            f"GuessNumber needs the example's secret number in extra['secret'], got {secret!r}: its episodes come "
+            "from the task's own examples (reset options 'split' and 'prompt_index'), not from options['prompt']"
+        )
+    return secret
+
+
 class GuessedNumber:
-    """1.0 when one of the game's first ``max_guesses`` guesses is the secret (``secret=[...]``, one per game).
+    """1.0 when one of the game's guesses is the secret (``secret=[...]``, one per game; the env ends the game at
+    the task's ``max_guesses``).
 
     Example:
         >>> GuessedNumber()(["p", "p"], [" 5\\nAnswer: higher\\nGuess: 7", " 2\\nAnswer: higher"], secret=[7, 3])
@@ -121,13 +140,11 @@ class GuessedNumber:
 
     name = "guessed_number"
 
-    def __init__(self, max_guesses: int = 4) -> None:
-        self.max_guesses = max_guesses
-
     def __call__(self, prompts: list[str], completions: list[str], **info: Any) -> list[float]:
         secrets = info.get("secret")
         if secrets is None or len(secrets) != len(completions):
-            raise ValueError(f"guessed_number needs secret=[...] with one number per completion ({len(completions)})")
-        return [
-            float(int(secret) in guesses(c)[: self.max_guesses]) for c, secret in zip(completions, secrets, strict=True)
-        ]
+            got = "none" if secrets is None else f"{len(secrets)}"
+            raise ValueError(
+                f"guessed_number needs secret=[...] with one number per completion ({len(completions)}), got {got}"
+            )
+        return [float(secret_of({"secret": s}) in guesses(c)) for c, s in zip(completions, secrets, strict=True)]

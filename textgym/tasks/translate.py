@@ -27,8 +27,8 @@ def split_of(german: str) -> str:
     """The split of a sentence pair, fixed by its German text: about one in ten is held out.
 
     Example:
-        >>> sorted({split_of(s) for s in ["Ich bin hier.", "Er bewarb sich um die Stelle.", "Das ist gut."]})
-        ['eval', 'train']
+        >>> split_of("Ich bin hier."), split_of("Ich bin müde.")
+        ('train', 'eval')
     """
     return "eval" if zlib.crc32(german.encode()) % 10 == 0 else "train"
 
