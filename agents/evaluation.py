@@ -61,6 +61,7 @@ def evaluate_policy(
     scores, kls, kls_k3, ref_nll, tokens = [], [], [], 0.0, 0
     prompts: list[str] = []
     completions: list[str] = []
+    own_texts: list[str] = []  # the policy's own tokens (a multi-turn env's turns left out), for distinct-n
     available = len(envs.setup.task.examples("eval"))
     for start in range(0, n, batch_size):
         indices = [(start + i) % available for i in range(batch_size)]  # wraps round small eval sets
@@ -77,6 +78,7 @@ def evaluate_policy(
         ref_nll -= float((ref[:keep] * mask).sum())
         tokens += int(mask.sum())
         completions += batch.completions[:keep]
+        own_texts += policy_texts(envs, batch)[:keep]
     all_scores = torch.cat(scores)
     texts = [f"{p}\u2502{c}".replace("\n", " ") for p, c in zip(prompts[:4], completions[:4], strict=True)]
     return {
@@ -86,8 +88,8 @@ def evaluate_policy(
         "eval/kl_k3": float(torch.cat(kls_k3).mean()),
         **independent_scores(envs, scorers, prompts, completions),
         "eval/ref_perplexity": math.exp(ref_nll / max(tokens, 1)),
-        "eval/distinct_1": distinct_ngrams(completions, 1),
-        "eval/distinct_2": distinct_ngrams(completions, 2),
+        "eval/distinct_1": distinct_ngrams(own_texts, 1),
+        "eval/distinct_2": distinct_ngrams(own_texts, 2),
         "eval/episode_length": tokens / n,
         "eval/samples": "\n".join(texts),
         "eval/sample_pairs": [
@@ -95,6 +97,14 @@ def evaluate_policy(
             for i in range(min(SAMPLE_PAIRS, n))
         ],
     }
+
+
+def policy_texts(envs: Any, batch: Rollout) -> list[str]:
+    """What the policy itself wrote in each episode: the completions, less a multi-turn env's own turns."""
+    if batch.episode_mask is None:
+        return batch.completions
+    rows = [actions[mask.bool()].tolist() for actions, mask in zip(batch.actions, batch.mask, strict=True)]
+    return envs.setup.decode(rows)
 
 
 def independent_scores(

@@ -217,3 +217,17 @@ def test_the_full_suite_leaves_sb3_off_multi_turn_envs():
 
     assert not [r for r in suite("full") if r.agent == SB3_PPO and r.env_id in textgym.MULTI_TURN_IDS]
     assert [r for r in suite("full") if r.agent == "ppo" and r.env_id in textgym.MULTI_TURN_IDS]
+
+
+def test_evaluation_counts_distinct_ngrams_of_the_policys_own_turns(tokenizer):
+    from agents.evaluation import evaluate_policy
+
+    torch.manual_seed(0)
+    envs = gym.make_vec(ENV_ID, num_envs=4, vectorization_mode="vector_entry_point", max_new_tokens=20)
+    policy = LMPolicy(tiny_causal_lm(len(tokenizer)), value_head=False, reference=False)
+    quality = evaluate_policy(policy, envs, SamplingConfig(top_k=10), 4)
+    pairs = [p["completion"] for p in quality["eval/sample_pairs"]]
+    assert all("Answer:" in c for c in pairs)  # the transcripts hold the env's turns
+    from agents.evaluation import distinct_ngrams
+
+    assert quality["eval/distinct_2"] > distinct_ngrams(pairs, 2)  # the env's repeated text is left out
