@@ -100,6 +100,15 @@ def option(
     return field(default=default, metadata=metadata)
 
 
+def importance_correction_option() -> bool:
+    """The ``importance_correction`` field of the ratio-based algorithms (PPO, TRPO)."""
+    return option(
+        False,
+        "ratios against the distribution the tokens were sampled from (top-k/top-p, noise and masking applied) "
+        "instead of the learning policy at rollout time: corrects for exploration that makes the data off-policy",
+    )
+
+
 def score_normalization_option(default: str) -> Any:
     """The ``score_normalization`` field, whose default differs per algorithm."""
     return option(

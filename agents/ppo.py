@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import torch
 
-from agents.config import TrainConfig, option, score_normalization_option
+from agents.config import TrainConfig, importance_correction_option, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, ppo_policy_loss, value_loss
 from agents.policy import TokenScores
 from agents.rollout import Rollout
@@ -34,6 +34,7 @@ class PPOConfig(TrainConfig):
     n_epochs: int = option(2, "passes over each batch", low=1)
     minibatch_size: int = option(8, "episodes per gradient step", low=1)
     clip_range: float = option(0.2, "policy ratio clip", low=0, low_inclusive=False)
+    importance_correction: bool = importance_correction_option()
     clip_range_vf: float | None = option(
         0.2, "value clip around the rollout values (None = off)", low=0, low_inclusive=False
     )
@@ -83,9 +84,8 @@ class PPO(Trainer):
     ) -> None:
         c = self.config
         ev = ev if ev is not None else self.score_tokens(mb)
-        policy_loss, info = ppo_policy_loss(
-            ev.logprobs, scored.logprobs[index], advantages[index], mb.mask, c.clip_range
-        )
+        old = mb.ratio_logprobs(scored.logprobs[index], c.importance_correction)
+        policy_loss, info = ppo_policy_loss(ev.logprobs, old, advantages[index], mb.mask, c.clip_range)
         assert scored.values is not None  # PPO scores with its value head
         v_loss = value_loss(ev.values, returns[index], mb.step_mask, scored.values[index], c.clip_range_vf)
         entropy = masked_mean(ev.entropy, mb.mask)

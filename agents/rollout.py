@@ -50,6 +50,9 @@ class Rollout:
         prompts, completions: the texts, for logging.
         episode_mask: ``(B, T)`` float, 1 at every token of the episode, the env's own included; None when every
             token is an action (then it equals ``mask``). See :attr:`step_mask`.
+        behaviour_logprobs: ``(B, T)`` the log-prob of each action under the distribution it was sampled from
+            (temperature, top-k/top-p, noise and masking applied; 0 where ``mask`` is 0), for importance
+            correction; None on the generic path.
     """
 
     input_ids: Tensor
@@ -59,12 +62,22 @@ class Rollout:
     prompts: list[str] = field(default_factory=list)
     completions: list[str] = field(default_factory=list)
     episode_mask: Tensor | None = None
+    behaviour_logprobs: Tensor | None = None
 
     @property
     def step_mask(self) -> Tensor:
         """``(B, T)`` the episode's steps, the env's turns included: the mask of returns, values and the terminal
         reward's position (a reward earned after the env's turn still reaches the policy's tokens before it)."""
         return self.mask if self.episode_mask is None else self.episode_mask
+
+    def ratio_logprobs(self, learning: Tensor, behaviour: bool) -> Tensor:
+        """The log-probs a policy ratio is taken against: ``learning`` (the learning policy's at rollout time), or
+        with ``behaviour`` the sampling distribution's (importance correction for off-policy exploration)."""
+        if not behaviour:
+            return learning
+        if self.behaviour_logprobs is None:
+            raise ValueError("importance_correction needs the behaviour log-probs of the fast path: use a textgym env")
+        return self.behaviour_logprobs
 
     @property
     def num_generated(self) -> int:
@@ -91,6 +104,7 @@ class Rollout:
             [self.prompts[i] for i in picked] if self.prompts else [],
             [self.completions[i] for i in picked] if self.completions else [],
             None if self.episode_mask is None else self.episode_mask[index],
+            None if self.behaviour_logprobs is None else self.behaviour_logprobs[index],
         )
 
 
@@ -148,8 +162,10 @@ def _collect_episodes(
     completions: list[Any] = [None] * envs.num_envs
     vocab = int(envs.single_action_space.n)  # a model's vocabulary may be padded past the tokenizer's
     forced: list[Tensor] = []  # multi-turn envs: per step, the sub-envs whose token was the env's own
+    behaviour: list[Tensor] = []  # per step, the log-prob of the sampled token under the sampling distribution
     for _ in range(envs.max_new_tokens):
-        tokens, _ = sample(state.logits[:, :vocab], sampling, generator)  # (B,)
+        tokens, logprobs = sample(state.logits[:, :vocab], sampling, generator)  # (B,)
+        behaviour.append(logprobs)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens.to(envs.device))
         steps += 1
         obs, rewards, terminated, _, infos = envs.step(tokens)
@@ -164,6 +180,7 @@ def _collect_episodes(
         state = policy.advance(state, tokens.to(policy.device))
     episode_mask = envs.attention_mask[:, prompt_length : prompt_length + steps].float()
     actions = episode_mask * ~torch.stack(forced, 1) if forced else episode_mask
+    behaviour_logprobs = torch.stack(behaviour, 1).to(actions.device) * actions
     return Rollout(
         input_ids=envs.input_ids[:, start : prompt_length + steps].clone(),
         attention_mask=envs.attention_mask[:, start : prompt_length + steps].clone(),
@@ -172,6 +189,7 @@ def _collect_episodes(
         prompts=envs.prompts,
         completions=[c or "" for c in completions],
         episode_mask=episode_mask if forced else None,
+        behaviour_logprobs=behaviour_logprobs,
     )
 
 

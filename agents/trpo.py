@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.func import functional_call, jvp, vjp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from agents.config import TrainConfig, option, score_normalization_option
+from agents.config import TrainConfig, importance_correction_option, option, score_normalization_option
 from agents.losses import gae, masked_mean, masked_whiten, trpo_step, value_loss
 from agents.policy import LMPolicy, TokenScores, position_ids
 from agents.rollout import Rollout
@@ -53,6 +53,7 @@ class TRPOConfig(TrainConfig):
     gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1)
     vf_iters: int = option(5, "Adam steps on the value head per batch", low=1)
     vf_learning_rate: float = option(1e-3, "value head learning rate", low=0, low_inclusive=False)
+    importance_correction: bool = importance_correction_option()
 
 
 class TRPO(Trainer):
@@ -88,9 +89,11 @@ class TRPO(Trainer):
                 return ev
             return line_search.pop("ev")
 
+        old = batch.ratio_logprobs(scored.logprobs, c.importance_correction)
+
         def surrogate() -> torch.Tensor:
             ev = scores_now()
-            ratio = torch.exp(ev.logprobs - scored.logprobs)
+            ratio = torch.exp(ev.logprobs - old)
             return masked_mean(ratio * advantages, batch.mask) + entropy_coef * masked_mean(ev.entropy, batch.mask)
 
         def kl() -> torch.Tensor:

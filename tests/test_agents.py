@@ -296,3 +296,59 @@ def test_progress_names_the_phase_and_each_evaluation_leaves_a_samples_report(tm
     agent.iteration += 1  # the policy moved on since: evaluate afresh
     agent.final_evaluation()
     assert calls == [1]
+
+
+def test_rollouts_carry_the_log_probs_of_the_sampling_distribution(tmp_path):
+    """Plain sampling: behaviour and learning log-probs agree; top-k renormalises, so behaviour ones are higher."""
+    plain = make("ppo", tmp_path / "plain", top_k=0)
+    batch = plain.collect_rollout(0)
+    learning = plain.score(batch).logprobs
+    assert batch.behaviour_logprobs is not None and batch.behaviour_logprobs.shape == batch.mask.shape
+    assert torch.allclose(batch.behaviour_logprobs, learning, atol=1e-4)
+    truncated = make("ppo", tmp_path / "topk", top_k=3)
+    batch = truncated.collect_rollout(0)
+    learning, acted = truncated.score(batch).logprobs, batch.mask.bool()
+    assert (batch.behaviour_logprobs[acted] >= learning[acted] - 1e-5).all()
+    assert (batch.behaviour_logprobs[acted] > learning[acted] + 1e-3).float().mean() > 0.9
+
+
+def test_ppo_importance_correction_takes_ratios_against_the_sampling_distribution(tmp_path, monkeypatch):
+    """With top-k exploration the data is off-policy for the learning policy: the correction puts the sampling
+    distribution's log-probs in the ratio's denominator; without it, the learning policy's at rollout time."""
+    import agents.ppo
+
+    seen: list[torch.Tensor] = []
+    real = agents.ppo.ppo_policy_loss
+    monkeypatch.setattr(
+        agents.ppo, "ppo_policy_loss", lambda lp, old, *a: seen.append(old.clone()) or real(lp, old, *a)
+    )
+    for correct in (False, True):
+        seen.clear()
+        agent = make("ppo", tmp_path / str(correct), importance_correction=correct, n_epochs=1, minibatch_size=16)
+        assert agent.one_pass_update  # one minibatch, the whole batch in order
+        batch = agent.collect_rollout(0)
+        forward = agent.score_tokens(batch)
+        scored = agent.score(batch, forward)
+        agent.update(batch, scored, forward)
+        assert torch.equal(seen[0], batch.behaviour_logprobs if correct else scored.logprobs)
+    assert not torch.equal(batch.behaviour_logprobs, scored.logprobs)
+
+
+def test_trpo_importance_correction_reweights_the_surrogate(tmp_path, monkeypatch):
+    """At the old parameters the surrogate is the mean whitened advantage (0) without correction; with it each
+    token is weighted by pi / mu (logit noise makes the two differ), so it moves off 0."""
+    import agents.trpo
+
+    surrogates: list[float] = []
+
+    def fake_step(params, surrogate, kl, max_kl, **kwargs):
+        with torch.no_grad():
+            surrogates.append(float(surrogate()))
+        return {"kl": 0.0, "improvement": 0.0, "step_fraction": 0.0, "accepted": 0.0}
+
+    monkeypatch.setattr(agents.trpo, "trpo_step", fake_step)
+    for correct in (False, True):
+        agent = make("trpo", tmp_path / str(correct), top_k=0, logit_noise=2.0, importance_correction=correct)
+        batch = agent.collect_rollout(0)
+        agent.update(batch, agent.score(batch))
+    assert abs(surrogates[0]) < 1e-5 and abs(surrogates[1]) > 1e-2, surrogates
