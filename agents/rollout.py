@@ -50,6 +50,8 @@ class Rollout:
         prompts, completions: the texts, for logging.
         episode_mask: ``(B, T)`` float, 1 at every token of the episode, the env's own included; None when every
             token is an action (then it equals ``mask``). See :attr:`step_mask`.
+        token_rewards: ``(B, T)`` the step rewards of an env that pays a dense reward (``dense_reward=True``; they
+            sum to ``scores``), else None (the whole score comes at the end).
         behaviour_logprobs: ``(B, T)`` the log-prob of each action under the distribution it was sampled from
             (temperature, top-k/top-p, noise and masking applied; 0 where ``mask`` is 0), for importance
             correction; None on the generic path.
@@ -63,6 +65,7 @@ class Rollout:
     completions: list[str] = field(default_factory=list)
     episode_mask: Tensor | None = None
     behaviour_logprobs: Tensor | None = None
+    token_rewards: Tensor | None = None
 
     @property
     def step_mask(self) -> Tensor:
@@ -105,6 +108,7 @@ class Rollout:
             [self.completions[i] for i in picked] if self.completions else [],
             None if self.episode_mask is None else self.episode_mask[index],
             None if self.behaviour_logprobs is None else self.behaviour_logprobs[index],
+            None if self.token_rewards is None else self.token_rewards[index],
         )
 
 
@@ -163,13 +167,16 @@ def _collect_episodes(
     vocab = int(envs.single_action_space.n)  # a model's vocabulary may be padded past the tokenizer's
     forced: list[Tensor] = []  # multi-turn envs: per step, the sub-envs whose token was the env's own
     behaviour: list[Tensor] = []  # per step, the log-prob of the sampled token under the sampling distribution
+    paid: list[Tensor] = []  # per step, the rewards (a dense-reward env pays some before the end)
     for _ in range(envs.max_new_tokens):
         tokens, logprobs = sample(state.logits[:, :vocab], sampling, generator)  # (B,)
         behaviour.append(logprobs)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens.to(envs.device))
         steps += 1
         obs, rewards, terminated, _, infos = envs.step(tokens)
-        scores += torch.where(done, torch.zeros_like(rewards), rewards)
+        rewards = torch.where(done, torch.zeros_like(rewards), rewards)
+        scores += rewards
+        paid.append(rewards)
         _store_completions(completions, infos)
         if "forced" in infos:  # the env wrote its own token in some rows: the policy reads what was written
             forced.append(torch.as_tensor(infos["forced"], device=envs.device))
@@ -190,6 +197,7 @@ def _collect_episodes(
         completions=[c or "" for c in completions],
         episode_mask=episode_mask if forced else None,
         behaviour_logprobs=behaviour_logprobs,
+        token_rewards=torch.stack(paid, 1) if envs.setup.dense_reward else None,
     )
 
 

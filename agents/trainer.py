@@ -254,7 +254,9 @@ class Trainer:
         """Log-probs and values before the update, per-token KL to the reference, and per-token rewards.
 
         Rewards: ``-kl_coef * KL_t`` on every generated token plus the task score on the last one (TRL's
-        dense KL shaping with a terminal score). ``forward``: the batch's forward at the current parameters
+        dense KL shaping with a terminal score); an env with ``dense_reward=True`` pays part of the score on
+        earlier tokens, which stay where they were paid (the last token then carries the normalised total less
+        the raw total). ``forward``: the batch's forward at the current parameters
         when there is one already (see :attr:`one_pass_update`).
         """
         ev = forward if forward is not None else self.score_tokens(batch)
@@ -269,6 +271,9 @@ class Trainer:
         steps = batch.step_mask
         last = (steps.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
         task_scores = normalize_scores(batch.scores, self.config.score_normalization, self.config.samples_per_prompt)
+        if batch.token_rewards is not None:  # a dense reward: paid where the env paid it, the total normalised
+            rewards = rewards + batch.token_rewards.to(rewards.dtype)
+            task_scores = task_scores - batch.scores
         rewards[torch.arange(len(last), device=rewards.device), last] += task_scores
         values = None if ev.values is None else ev.values.detach() * steps
         return Scored(logprobs * batch.mask, values, kl, rewards * steps)

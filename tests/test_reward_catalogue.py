@@ -28,14 +28,19 @@ def score(name: str, completion: str, reference: str = "ref", prompt: str = "p",
     return value
 
 
+COLUMNS = {"guessed_number": {"secret": [3, 4]}}  # rewards that read an example column besides the references
+
+
 @pytest.mark.parametrize("name", NEW_REWARDS)
 def test_every_new_reward_handles_empty_completions_and_pickles(name):
     reward = make_reward(name)
-    scores = reward(["p", "q"], ["", "some words here"], references=[("ref",), ("words",)])
+    columns = COLUMNS.get(name, {})
+    scores = reward(["p", "q"], ["", "some words here"], references=[("ref",), ("words",)], **columns)
     assert validate_scores(scores, ["p", "q"], ["", "x"]) == pytest.approx(scores)
-    assert reward(["p"][:0], [], references=[]) == []
+    assert reward(["p"][:0], [], references=[], **{k: [] for k in columns}) == []
     clone = pickle.loads(pickle.dumps(reward))  # loaded models are dropped, reloaded lazily
-    assert clone(["q"], ["some words here"], references=[("words",)]) == pytest.approx(scores[1:], abs=1e-5)
+    later = {k: v[1:] for k, v in columns.items()}
+    assert clone(["q"], ["some words here"], references=[("words",)], **later) == pytest.approx(scores[1:], abs=1e-5)
 
 
 # -- classifiers ------------------------------------------------------------------------------------------

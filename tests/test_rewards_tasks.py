@@ -40,9 +40,12 @@ def test_metric_reward_without_references_is_a_clear_error():
         make_reward("exact_match")(["p"], ["x"])
 
 
+COLUMNS = {"guessed_number": {"secret": [3]}}  # rewards that read an example column besides the references
+
+
 def test_every_registered_reward_resolves_and_scores_empty_text():
     for name in REWARDS:
-        scores = make_reward(name)(["p"], [""], references=[("ref",)])
+        scores = make_reward(name)(["p"], [""], references=[("ref",)], **COLUMNS.get(name, {}))
         assert validate_scores(scores, ["p"], [""]) == [pytest.approx(scores[0])]
 
 

@@ -123,6 +123,7 @@ class TextGenEnv(gym.Env):
         render_mode: str | None = None,
         prompt_cache_size: int = PROMPT_CACHE_SIZE,
         chat_template: bool = False,
+        dense_reward: bool = False,
     ) -> None:
         self.render_mode = check_render_mode(render_mode, RENDER_MODES)
         self.setup = build_setup(
@@ -137,11 +138,13 @@ class TextGenEnv(gym.Env):
             reward_kwargs,
             prompt_cache_size,
             chat_template,
+            dense_reward,
         )
         check_turns(self.setup.task, self.multi_turn)
         self.action_space = spaces.Discrete(self.setup.vocab_size)
         self.observation_space = self.setup.observation_space()
         self._generated: list[int] = []
+        self._paid = 0.0  # dense rewards paid so far in this episode
         self._done = True
         self._started = False  # False before the first reset and after a reward error, so step() raises
         self._reward_failed = False
@@ -156,6 +159,7 @@ class TextGenEnv(gym.Env):
         self._example = example
         self._input_ids, self._attention_mask = prompt_row(self.setup, ids)
         self._generated, self._done, self._started, self._reward_failed = [], False, True, False
+        self._paid = 0.0
         self._base_info = {"prompt": self._example.prompt, "prompt_index": index, "split": split}
         return self._observation(), dict(self._base_info)
 
@@ -172,8 +176,25 @@ class TextGenEnv(gym.Env):
         info: dict[str, Any] = dict(self._base_info)
         reward = 0.0
         if self._done:
-            reward = self._final_reward(info)
+            reward = self._final_reward(info) - self._paid
+        elif self.setup.dense_reward:
+            reward = self._dense_pay()
         return self._observation(), reward, self._done, False, info
+
+    def _dense_pay(self) -> float:
+        """This step's share of a dense reward (see :meth:`EpisodeSetup.dense_pay`)."""
+        if len(self._generated) < 2:
+            return 0.0
+        example = self._example
+        try:
+            generated = [self._generated]
+            (row,) = self.setup.token_rewards([example.prompt], generated, [example.references], [example.extra])
+        except BaseException:
+            self._started, self._reward_failed = False, True
+            raise
+        pay = self.setup.dense_pay(row, len(self._generated))
+        self._paid += pay
+        return pay
 
     def truncate(self) -> tuple[float, dict[str, Any]]:
         """End the running episode early and score the completion so far: what a ``TimeLimit`` cut gets (see
@@ -182,7 +203,7 @@ class TextGenEnv(gym.Env):
             raise ResetNeeded("no episode is running: call reset() first")
         self._done = True
         info: dict[str, Any] = dict(self._base_info)
-        return self._final_reward(info), info
+        return self._final_reward(info) - self._paid, info
 
     def _final_reward(self, info: dict[str, Any]) -> float:
         """Score the finished episode into ``info``; if the reward raises, step() is refused until reset()."""

@@ -13,6 +13,7 @@ The prompt is left-padded into the first ``P`` columns (a prompt longer than ``P
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class EpisodeSetup:
     vocab_size: int
     prompt_cache_size: int = PROMPT_CACHE_SIZE
     chat_template: bool = False  # render prompts with the tokenizer's chat template
+    dense_reward: bool = False  # pay the reward's per-token (dense) scores step by step (see token_rewards)
     _encoded: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
     _custom: OrderedDict[str, list[int]] = field(default_factory=OrderedDict, repr=False)  # text -> ids, LRU first
     _arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
@@ -166,6 +168,37 @@ class EpisodeSetup:
         scores = validate_scores(self.reward.combine(parts), prompts, completions)  # type: ignore[attr-defined]
         return scores, {f"reward/{name}": validate_scores(v, prompts, completions) for name, v in parts.items()}
 
+    def token_rewards(
+        self,
+        prompts: list[str],
+        token_rows: Sequence[Sequence[int]],
+        references: list[tuple[str, ...]],
+        extras: Sequence[Mapping[str, Any]] = (),
+    ) -> list[list[float]]:
+        """The reward's per-token scores (its ``dense`` protocol, ``textgym.rewards.compose``) of each row of
+        generated token ids, one per token (special tokens are empty pieces), validated as finite."""
+        from textgym.rewards.compose import dense_scores
+
+        pieces = [self.tokenizer.batch_decode([[t] for t in row], skip_special_tokens=True) for row in token_rows]
+        completions = ["".join(row) for row in pieces]
+        columns = {key: [extra.get(key) for extra in extras] for key in sorted({k for e in extras for k in e})}
+        rows = dense_scores(
+            self.reward, prompts, completions, references=references, completion_tokens=pieces, **columns
+        )
+        for row, ids, completion in zip(rows, token_rows, completions, strict=True):
+            if len(row) != len(ids) or not all(math.isfinite(v) for v in row):
+                raise ValueError(
+                    f"dense reward must give one finite score per token ({len(ids)}), got {row!r} for {completion!r}"
+                )
+        return [[float(v) for v in row] for row in rows]
+
+    def dense_pay(self, row: Sequence[float], written: int) -> float:
+        """What a step of a dense-reward episode pays once ``written`` tokens are written (the episode still
+        running): the score of the token before the last one, now that the next token is there (a part of the
+        reward that sits on the last piece, as a terminal-only part does, is never paid early). The final step
+        pays the rest, so the episode's rewards sum to its terminal score."""
+        return row[written - 2] if written >= 2 else 0.0
+
     @property
     def reward_key(self) -> str:
         return f"reward/{reward_name(self.reward)}"
@@ -183,6 +216,7 @@ def build_setup(
     reward_kwargs: dict[str, Any] | None = None,
     prompt_cache_size: int = PROMPT_CACHE_SIZE,
     chat_template: bool = False,
+    dense_reward: bool = False,
 ) -> EpisodeSetup:
     """Resolve env kwargs into an :class:`EpisodeSetup`, with clear errors for bad values."""
     from textgym.models import load_tokenizer
@@ -203,6 +237,8 @@ def build_setup(
         raise ValueError(f"chat_template must be True or False, got {chat_template!r}")
     if chat_template and not getattr(tok, "chat_template", None):
         raise ValueError(f"chat_template=True but tokenizer {tok.name_or_path!r} has no chat template")
+    if not isinstance(dense_reward, bool):
+        raise ValueError(f"dense_reward must be True or False, got {dense_reward!r}")
     return EpisodeSetup(
         task=task_obj,
         tokenizer=tok,
@@ -214,6 +250,7 @@ def build_setup(
         vocab_size=len(tok),
         prompt_cache_size=cache_size,
         chat_template=chat_template,
+        dense_reward=dense_reward,
     )
 
 

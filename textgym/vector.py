@@ -86,6 +86,7 @@ class TextGenVectorEnv(VectorEnv):
         render_mode: str | None = None,
         prompt_cache_size: int = PROMPT_CACHE_SIZE,
         chat_template: bool = False,
+        dense_reward: bool = False,
     ) -> None:
         num_envs = check_int(num_envs, "num_envs", 1)
         check_render_mode(render_mode, RENDER_MODES)
@@ -104,6 +105,7 @@ class TextGenVectorEnv(VectorEnv):
             reward_kwargs,
             prompt_cache_size,
             chat_template,
+            dense_reward,
         )
         check_turns(self.setup.task, self.multi_turn)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
@@ -133,6 +135,7 @@ class TextGenVectorEnv(VectorEnv):
         self._prompts: np.ndarray = np.full(num_envs, None, dtype=object)  # each sub-env's current prompt
         self._references: np.ndarray = np.full(num_envs, None, dtype=object)  # and its references
         self._extras: np.ndarray = np.full(num_envs, None, dtype=object)  # and its example's extra columns
+        self._paid = np.zeros(num_envs)  # dense rewards paid so far in each sub-env's episode
         self._bank = PromptBank(self.setup, self.device)
         self._any_done = True  # whether some sub-env's episode has ended (kept in step with _done)
         self._steps_to_budget = 0
@@ -208,6 +211,8 @@ class TextGenVectorEnv(VectorEnv):
                 self._done |= finished
                 self._any_done = True
             self._steps_to_budget = self._least_steps_to_budget()
+        if self.setup.dense_reward:
+            self._pay_dense(active, finished, rewards)
         if not next_step:
             terminated = ops.copy(self._done)
         else:
@@ -261,6 +266,7 @@ class TextGenVectorEnv(VectorEnv):
         prompt_lengths = ops.gather(ops.view(self._bank.lengths), slots)
         self._mask[index] = ops.gather(ops.view(self._bank.mask_by_length), prompt_lengths)
         self._cursor[index], self._done[index] = self._first_column[index], False
+        self._paid[rows] = 0.0
         self._any_done = ops.any(self._done)
         self._steps_to_budget = self._least_steps_to_budget()
         return infos
@@ -316,6 +322,35 @@ class TextGenVectorEnv(VectorEnv):
         _add(infos, "completion", rows, texts, self.num_envs)
         for key, values in {self.setup.reward_key: scores, **parts}.items():
             _add(infos, key, rows, np.asarray(values, dtype=np.float64), self.num_envs)
+
+    def _pay_dense(self, active: Any | None, finished: Any | None, rewards: Any) -> None:
+        """Dense rewards: episodes ending now get their terminal score less what was paid; running ones this step's
+        share of the per-token scores (:meth:`EpisodeSetup.dense_pay`)."""
+        ops = self._ops
+        wrote: np.ndarray = np.ones(self.num_envs, bool) if active is None else ops.host(active).astype(bool)
+        ended: np.ndarray = np.zeros(self.num_envs, bool) if finished is None else ops.host(finished).astype(bool)
+        done_rows, running = np.flatnonzero(wrote & ended), np.flatnonzero(wrote & ~ended)
+        if len(done_rows):
+            rewards[ops.index(done_rows)] -= ops.array(self._paid[done_rows].tolist(), "float32")
+        written = ops.host(self._tokens_written(ops.index(running))) if len(running) else np.zeros(0, np.int64)
+        running, counts = running[written >= 2], written[written >= 2]
+        if not len(running):
+            return
+        ids = ops.host(self._ids[ops.index(running), self.prompt_length :])
+        token_rows = [row[:n].tolist() for row, n in zip(ids, counts, strict=True)]
+        try:
+            scores = self.setup.token_rewards(
+                self._prompts[running].tolist(),
+                token_rows,
+                self._references[running].tolist(),
+                self._extras[running].tolist(),
+            )
+        except BaseException:
+            self._started, self._reward_failed = False, True
+            raise
+        pays = [self.setup.dense_pay(row, int(n)) for row, n in zip(scores, counts, strict=True)]
+        self._paid[running] += pays
+        rewards[ops.index(running)] = ops.array(pays, "float32")
 
     def _observation(self) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = self._ops.snapshot(self._tokens)

@@ -10,7 +10,9 @@ each part once.
 the completion's tokens when ``info["completion_tokens"]`` gives them (a list, per completion, of the
 decoded text of each generated token, concatenating to the completion), else its whitespace-led words
 (:func:`pieces`). :func:`dense_scores` gives dense scores for any reward, putting a reward without ``dense``
-on the last piece. The envs still pay the reward at the end; this is for agents that shape per token.
+on the last piece. An env made with ``dense_reward=True`` pays these scores step by step (each token's score
+once the next token is written, scored on the text so far; the rest at the end, so an episode's rewards sum to
+its terminal score); otherwise the whole reward comes at the end.
 
 Example:
     >>> from textgym.rewards.form import DistinctN, LengthPenalty

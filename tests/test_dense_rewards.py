@@ -1,0 +1,121 @@
+"""Dense rewards end to end: envs pay per-token scores step by step (``dense_reward=True``) and learners keep them
+where they were paid."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import make_trainer
+from textgym.rewards.compose import WeightedSum, dense_scores
+from textgym.rewards.form import LengthPenalty, RepetitionPenalty
+
+PROMPTS = ["Hello", "The cat"]
+
+
+def play(env, tokens: list[int]) -> tuple[list[float], dict]:
+    env.reset(seed=0)
+    rewards = []
+    for token in tokens:
+        _, reward, terminated, _, info = env.step(token)
+        rewards.append(reward)
+        if terminated:
+            return rewards, info
+    raise AssertionError("episode did not end")
+
+
+def test_the_env_pays_each_tokens_score_once_the_next_is_written_and_the_rest_at_the_end(tokenizer):
+    reward = RepetitionPenalty(1)
+    env = gym.make("TextGen-v0", prompts=PROMPTS, reward=reward, dense_reward=True, max_new_tokens=8)
+    tokens = tokenizer(" good good bad good", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    rewards, info = play(env, tokens)
+    pieces = [tokenizer.decode([t], skip_special_tokens=True) for t in tokens]
+
+    def score_of_previous_token(written: int) -> float:  # scored on the text so far, once the next token is there
+        prefix = pieces[:written]
+        return dense_scores(reward, [""], ["".join(prefix)], completion_tokens=[prefix])[0][written - 2]
+
+    assert rewards[:-1] == pytest.approx([0.0, *(score_of_previous_token(n) for n in range(2, len(tokens)))])
+    assert sum(rewards) == pytest.approx(info["reward_breakdown"]["reward/repetition_1"])  # the terminal score
+    assert min(rewards[:-1]) < 0  # the repeat was paid before the end
+    sparse, _ = play(gym.make("TextGen-v0", prompts=PROMPTS, reward=reward, max_new_tokens=8), tokens)
+    assert sparse[:-1] == [0.0] * (len(tokens) - 1) and sparse[-1] == pytest.approx(sum(rewards))
+
+
+def test_a_terminal_only_part_is_never_paid_early(tokenizer):
+    """A weighted sum puts a part without per-token scores on the last piece: paid at the end, not on prefixes."""
+    reward = WeightedSum({RepetitionPenalty(1): 1.0, LengthPenalty(target=1): 1.0})
+    env = gym.make("TextGen-v0", prompts=PROMPTS, reward=reward, dense_reward=True, max_new_tokens=6)
+    tokens = tokenizer(" a b c d", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]  # no repeats
+    rewards, info = play(env, tokens)
+    assert rewards[:-1] == [0.0] * (len(rewards) - 1) and rewards[-1] == pytest.approx(
+        info["reward_breakdown"]["reward/weighted_sum"]
+    )
+
+
+def test_vector_env_pays_like_single_envs(tokenizer):
+    num_envs, rng = 3, np.random.default_rng(0)
+    kwargs = {"prompts": PROMPTS, "reward": RepetitionPenalty(1), "dense_reward": True, "max_new_tokens": 6}
+    envs = gym.make_vec("TextGen-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    singles = [gym.make("TextGen-v0", **kwargs) for _ in range(num_envs)]
+    envs.reset(seed=4)
+    for i, env in enumerate(singles):
+        env.reset(seed=4 + i)
+    vocab = tokenizer(" good bad ugly", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    for _ in range(20):  # several episodes, repeats and EOS ends, NextStep autoresets
+        actions = rng.choice(vocab, size=num_envs)
+        _, rewards, terminated, _, _ = envs.step(torch.as_tensor(actions))
+        for i, env in enumerate(singles):
+            if env.unwrapped._done:
+                env.reset()
+                continue
+            _, reward, term, _, _ = env.step(int(actions[i]))
+            assert rewards[i].item() == pytest.approx(reward, abs=1e-6) and bool(terminated[i]) == term
+
+
+def test_learners_keep_dense_rewards_where_they_were_paid(tmp_path):
+    agent = make_trainer(
+        "reinforce",
+        model="tiny",
+        env_id="TextGen-v0",
+        env_kwargs={"prompts": PROMPTS, "reward": RepetitionPenalty(1), "dense_reward": True, "max_new_tokens": 8},
+        batch_size=8,
+        top_k=3,  # few candidates: repeats are common
+        kl_coef=0.0,
+        score_normalization="batch",
+        tensorboard=False,
+        progress=False,
+        eval_every=0,
+        save_every=0,
+        run_dir=str(tmp_path),
+    )
+    batch = agent.collect_rollout(0)
+    assert batch.token_rewards is not None
+    assert torch.allclose(batch.token_rewards.sum(1), batch.scores, atol=1e-6)
+    assert (batch.token_rewards[:, :-1] != 0).any()  # some repeats were paid before the end
+    rewards = agent.score(batch).rewards
+    whitened = (batch.scores - batch.scores.mean()) / batch.scores.std().clamp_min(1e-8)
+    assert torch.allclose(rewards.sum(1), whitened, atol=1e-4)  # the episode's total is the normalised score
+    last = (batch.mask.sum(1).long() - 1).clamp(min=0)
+    before_last = torch.arange(batch.num_generated)[None] < last[:, None]
+    assert torch.equal(rewards[before_last], batch.token_rewards[before_last])  # earlier tokens keep their pay
+
+
+def test_dense_reward_must_be_a_bool_and_its_scores_finite():
+    with pytest.raises(ValueError, match="dense_reward must be True or False, got 'yes'"):
+        gym.make("TextGen-v0", prompts=PROMPTS, reward="length", dense_reward="yes")
+
+    class NaNDense:
+        def __call__(self, prompts, completions, **info):
+            return [0.0] * len(completions)
+
+        def dense(self, prompts, completions, **info):
+            return [[float("nan")] * len(t) for t in info["completion_tokens"]]
+
+    env = gym.make("TextGen-v0", prompts=PROMPTS, reward=NaNDense(), dense_reward=True, max_new_tokens=4)
+    env.reset(seed=0)
+    env.step(300)
+    with pytest.raises(ValueError, match="one finite score per token"):
+        env.step(301)
