@@ -55,7 +55,13 @@ def test_a_terminal_only_part_is_never_paid_early(tokenizer):
     )
 
 
-def test_vector_env_pays_like_single_envs(tokenizer):
+@pytest.mark.parametrize("ops", ["cpu", "device"])
+def test_vector_env_pays_like_single_envs(ops, tokenizer, monkeypatch):
+    """``ops="device"`` runs the state-on-device code path (the one CUDA uses) on CPU tensors."""
+    import textgym.vector
+
+    if ops == "device":
+        monkeypatch.setattr(textgym.vector, "state_ops", textgym.vector.DeviceOps)
     num_envs, rng = 3, np.random.default_rng(0)
     kwargs = {"prompts": PROMPTS, "reward": RepetitionPenalty(1), "dense_reward": True, "max_new_tokens": 6}
     envs = gym.make_vec("TextGen-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)

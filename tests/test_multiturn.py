@@ -62,7 +62,12 @@ def test_a_lost_game_scores_zero_and_a_long_turn_is_cut(tokenizer):
     assert text.startswith(" the the the the\nAnswer: write a number\nGuess:")
 
 
-def test_vector_env_matches_single_envs_and_reports_forced_tokens(tokenizer):
+@pytest.mark.parametrize("ops", ["cpu", "device"])
+def test_vector_env_matches_single_envs_and_reports_forced_tokens(ops, tokenizer, monkeypatch):
+    import textgym.vector
+
+    if ops == "device":  # the state-on-device code path (the one CUDA uses), on CPU tensors
+        monkeypatch.setattr(textgym.vector, "state_ops", textgym.vector.DeviceOps)
     num_envs, seed = 4, 3
     rng = np.random.default_rng(0)
     newline, digits = ids(tokenizer, "\n")[0], [ids(tokenizer, str(d))[0] for d in range(1, 10)]
