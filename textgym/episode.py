@@ -159,7 +159,7 @@ class EpisodeSetup:
         part's scores when the reward has ``breakdown``/``combine`` (see ``textgym.rewards.compose``; each part
         is scored once), else ``{}``.
         """
-        columns = {key: [extra.get(key) for extra in extras] for key in sorted({k for e in extras for k in e})}
+        columns = extra_columns(extras)
         breakdown = getattr(self.reward, "breakdown", None)
         if breakdown is None:
             scores = self.reward(prompts, completions, references=references, **columns)
@@ -181,7 +181,7 @@ class EpisodeSetup:
 
         pieces = [self.tokenizer.batch_decode([[t] for t in row], skip_special_tokens=True) for row in token_rows]
         completions = ["".join(row) for row in pieces]
-        columns = {key: [extra.get(key) for extra in extras] for key in sorted({k for e in extras for k in e})}
+        columns = extra_columns(extras)
         rows = dense_scores(
             self.reward, prompts, completions, references=references, completion_tokens=pieces, **columns
         )
@@ -202,6 +202,17 @@ class EpisodeSetup:
     @property
     def reward_key(self) -> str:
         return f"reward/{reward_name(self.reward)}"
+
+
+def extra_columns(extras: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Episodes' extra example columns as reward keyword arguments: every column any episode has, one value per
+    episode (``None`` where one lacks it).
+
+    Example:
+        >>> extra_columns([{"answer": 4}, {}])
+        {'answer': [4, None]}
+    """
+    return {key: [extra.get(key) for extra in extras] for key in sorted({k for e in extras for k in e})}
 
 
 def build_setup(
