@@ -1,11 +1,11 @@
-"""agents: LM policies and fast REINFORCE, A2C, PPO and TRPO trainers (and an SFT warm start) for textgym envs.
+"""agents: LM policies with REINFORCE, A2C, PPO, TRPO, DQN, offline ILQL and an SFT warm start, for textgym envs.
 
 Example:
     >>> from agents import make_trainer
     >>> make_trainer("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown algo 'nope': expected one of ['a2c', 'ppo', 'reinforce', 'sft', 'trpo']
+    ValueError: unknown algo 'nope': expected one of ['a2c', 'dqn', 'ilql', 'ppo', 'reinforce', 'sft', 'trpo']
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ ALGOS: dict[str, str] = {
     "ppo": "agents.ppo:PPO",
     "trpo": "agents.trpo:TRPO",
     "sft": "agents.sft:SFT",
+    "dqn": "agents.dqn:DQN",
+    "ilql": "agents.ilql:ILQL",
 }
 
 

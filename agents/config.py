@@ -163,6 +163,13 @@ class TrainConfig:
         high_inclusive=False,
     )
     mask_top: int = option(8, "how many of the likeliest tokens random masking may remove", low=1)
+    epsilon: float = option(
+        0.0,
+        "epsilon-greedy exploration: probability of drawing a row's token uniformly from the candidates that "
+        "survive top_k/top_p (the whole vocabulary when both are off)",
+        low=0,
+        high=1,
+    )
     schedules: dict = option(
         {}, "field -> schedule, e.g. {temperature: 'linear:1.5:0.7:100', entropy_coef: 'cosine:0.01:0:50'}"
     )
@@ -175,6 +182,12 @@ class TrainConfig:
     kl_horizon: int = option(10000, "adaptive KL controller horizon in generated tokens", low=1)
     samples_per_prompt: int = option(
         1, "samples of each train prompt per batch, in consecutive envs (group normalizations need >= 2)", low=1
+    )
+    diversity_coef: float = option(
+        0.0,
+        "bonus added to each episode's score for how much it differs from the other samples of its prompt "
+        "(1 - mean Jaccard similarity of token bigrams; needs samples_per_prompt >= 2)",
+        low=0,
     )
     score_normalization: str = score_normalization_option("none")
     init_checkpoint: str | None = option(

@@ -315,6 +315,43 @@ def leave_one_out_baseline(scores: Tensor, group_size: int) -> Tensor:
     return baseline.reshape(n)
 
 
+def group_diversity(actions: Tensor, mask: Tensor, group_size: int, n: int = 2) -> Tensor:
+    """How much each sample differs from the other samples of its prompt: ``1 - mean_j Jaccard(G_i, G_j)`` over
+    the others ``j`` of its group, ``G`` being a sample's set of token n-grams (two empty sets are identical).
+
+    Args:
+        actions: Generated token ids ``(N, T)``, groups of ``group_size`` consecutive samples of one prompt.
+        mask: Float 0/1 ``(N, T)``: the tokens each sample wrote.
+        group_size: Samples per prompt (>= 2, divides N).
+        n: n-gram length.
+
+    Returns:
+        ``(N,)`` in [0, 1]: 0 when a sample's n-grams equal every other's, 1 when it shares none with any.
+
+    >>> actions = torch.tensor([[1, 2, 3], [1, 2, 3], [1, 2, 4], [5, 6, 7]])
+    >>> group_diversity(actions, torch.ones(4, 3), group_size=2)  # {12, 23} vs {12, 24}: Jaccard 1/3
+    tensor([0.0000, 0.0000, 1.0000, 1.0000])
+    >>> group_diversity(actions[[0, 2]], torch.ones(2, 3), group_size=2)
+    tensor([0.6667, 0.6667])
+    """
+    count = actions.shape[0]
+    if group_size < 2 or count % group_size != 0:
+        raise ValueError(f"group_size must be >= 2 and divide N; got group_size={group_size}, N={count}")
+    rows = [a[m.bool()].tolist() for a, m in zip(actions, mask, strict=True)]
+    grams = [set(zip(*(row[i:] for i in range(n)), strict=False)) for row in rows]
+    out = torch.zeros(count, device=actions.device)
+    for start in range(0, count, group_size):
+        group = range(start, start + group_size)
+        for i in group:
+            others = [_jaccard(grams[i], grams[j]) for j in group if j != i]
+            out[i] = 1.0 - sum(others) / len(others)
+    return out
+
+
+def _jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
 SCORE_NORMALIZATIONS = ("none", "batch", "group", "leave_one_out")
 
 

@@ -204,12 +204,26 @@ class LMPolicy(nn.Module):
         One forward over the whole sequence; the LM head runs on the ``T`` positions that predict the
         generated tokens only. Log-probs are of ``softmax(logits / temperature)`` (see ``agents.sampling``).
         """
-        hidden = self._trunk(input_ids, attention_mask)[:, -num_generated - 1 : -1]  # (B, T, H)
-        logits = self.model.get_output_embeddings()(hidden).float() / temperature  # (B, T, V)
+        logits, values = self.token_outputs(input_ids, attention_mask, num_generated)
+        logits = logits / temperature  # (B, T, V)
         logprobs = learning_logprobs(logits, input_ids[:, -num_generated:])  # (already scaled: temperature 1)
-        values = None if self.value_head is None else self.value_head(hidden.float()).squeeze(-1)
         entropy = entropy_from_logits(logits) if with_entropy else torch.zeros_like(logprobs)
         return TokenScores(logprobs, entropy, values)
+
+    def token_outputs(
+        self, input_ids: Tensor, attention_mask: Tensor, num_generated: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """Next-token logits ``(B, T, V)`` (float32) at the states before each of the last ``num_generated``
+        tokens, and the value head's ``V(s_t)`` ``(B, T)`` there (None without a value head); one forward."""
+        hidden = self.token_hidden(input_ids, attention_mask, num_generated)
+        logits = self.model.get_output_embeddings()(hidden).float()
+        values = None if self.value_head is None else self.value_head(hidden.float()).squeeze(-1)
+        return logits, values
+
+    def token_hidden(self, input_ids: Tensor, attention_mask: Tensor, num_generated: int) -> Tensor:
+        """The trunk's last hidden states ``(B, T, H)`` at the states before each of the last ``num_generated``
+        tokens (what the LM and value heads read); one forward."""
+        return self._trunk(input_ids, attention_mask)[:, -num_generated - 1 : -1]
 
     @torch.no_grad()
     def reference_logprobs(

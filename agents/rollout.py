@@ -96,6 +96,29 @@ class Rollout:
     def num_tokens(self) -> int:
         return int(self.mask.sum().item())
 
+    def trimmed(self) -> Rollout:
+        """The batch without the columns that are padding in every row: leading prompt padding, and generated
+        columns past the longest episode (batches laid out at full width, e.g. replayed or offline data)."""
+        steps = max(int(self.step_mask.sum(1).max()), 1)
+        prompt = self.input_ids.shape[1] - self.num_generated
+        first = int(self.attention_mask[:, :prompt].any(0).long().argmax())
+        columns = slice(first, prompt + steps)
+
+        def cut(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x[:, :steps]
+
+        return Rollout(
+            self.input_ids[:, columns],
+            self.attention_mask[:, columns],
+            self.mask[:, :steps],
+            self.scores,
+            self.prompts,
+            self.completions,
+            cut(self.episode_mask),
+            cut(self.behaviour_logprobs),
+            cut(self.token_rewards),
+        )
+
     def select(self, index: Tensor) -> Rollout:
         """A sub-batch (rows ``index``) for minibatch updates."""
         picked = index.tolist()

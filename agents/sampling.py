@@ -3,7 +3,8 @@
 :func:`process_logits` turns raw next-token logits ``(B, V)`` into the logits of the distribution that
 is actually sampled from (the *behaviour* policy), applying, in order: Gaussian logit noise,
 temperature, random candidate masking, top-k and top-p (nucleus) filtering. :func:`sample` draws
-from it and returns the log-probs under that same behaviour distribution.
+from it (or its argmax when greedy), mixed with epsilon-greedy's uniform draw over the surviving candidates,
+and returns the log-probs under that same behaviour distribution.
 
 Learners, however, use :func:`learning_logprobs`: the log-prob under the temperature-scaled policy
 ``log_softmax(logits / temperature)`` only, *without* top-k / top-p / noise / masking. Those are
@@ -34,7 +35,7 @@ __all__ = [
     "sample",
 ]
 
-SCHEDULABLE_FIELDS = ("temperature", "top_k", "top_p", "logit_noise", "mask_prob")
+SCHEDULABLE_FIELDS = ("temperature", "top_k", "top_p", "logit_noise", "mask_prob", "epsilon")
 SCHEDULE_KINDS = ("constant", "linear", "cosine")
 
 
@@ -52,6 +53,9 @@ class SamplingConfig:
             never masked, so some token always remains).
         mask_top: How many of the most likely tokens random masking may remove (>= 1).
         greedy: Take the argmax of the processed logits instead of sampling.
+        epsilon: Epsilon-greedy exploration: with this probability a row's token is drawn uniformly from the
+            candidates that survive the filters above (the whole vocabulary when none filters), instead of
+            from the distribution (or its argmax when ``greedy``). 0 = off.
 
     >>> SamplingConfig(temperature=0.7, top_k=50).top_p
     1.0
@@ -64,6 +68,7 @@ class SamplingConfig:
     mask_prob: float = 0.0
     mask_top: int = 8
     greedy: bool = False
+    epsilon: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate the fields, raising ValueError naming the offending field and value."""
@@ -74,6 +79,7 @@ class SamplingConfig:
             "logit_noise": self.logit_noise >= 0,
             "mask_prob": 0 <= self.mask_prob < 1,
             "mask_top": isinstance(self.mask_top, int) and self.mask_top >= 1,
+            "epsilon": 0 <= self.epsilon <= 1,
         }
         rules = {
             "temperature": "> 0",
@@ -82,6 +88,7 @@ class SamplingConfig:
             "logit_noise": ">= 0",
             "mask_prob": "in [0, 1)",
             "mask_top": "an int >= 1",
+            "epsilon": "in [0, 1]",
         }
         for name, ok in checks.items():
             if not ok:
@@ -165,6 +172,9 @@ def process_logits(logits: Tensor, config: SamplingConfig, generator: torch.Gene
 def sample(logits: Tensor, config: SamplingConfig, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Sample one token per row from ``softmax(process_logits(logits, config))``.
 
+    With ``config.epsilon > 0`` the behaviour distribution is the mixture ``(1 - eps) * base + eps * uniform``
+    over the candidates that survive the filters, ``base`` being the softmax (or, when greedy, the argmax).
+
     Args:
         logits: Raw logits, shape ``(B, V)``.
         config: Sampling configuration (``greedy=True`` takes the argmax of the processed logits).
@@ -177,13 +187,32 @@ def sample(logits: Tensor, config: SamplingConfig, generator: torch.Generator | 
     >>> tokens, logprobs = sample(torch.tensor([[0.0, 5.0]]), SamplingConfig(greedy=True))
     >>> tokens
     tensor([1])
+    >>> _, logprobs = sample(torch.tensor([[0.0, 5.0, -1.0]]), SamplingConfig(greedy=True, epsilon=0.3, top_k=2))
+    >>> round(logprobs.exp().item(), 2) in (0.15, 0.85)  # argmax: 0.7 + 0.3 / 2; the other candidate: 0.3 / 2
+    True
     """
     x = process_logits(logits, config, generator)  # (B, V)
     logp = torch.log_softmax(x.float(), dim=-1)  # (B, V)
-    if config.greedy:
+    if config.greedy and config.epsilon == 0:
         return x.argmax(dim=-1).long(), logp.max(dim=-1).values
-    tokens = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)  # (B,)
+    probs = logp.exp()
+    if config.epsilon > 0:
+        probs = _epsilon_mixture(x, probs, config.epsilon, config.greedy)
+        logp = probs.log()
+    tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
     return tokens.long(), logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def _epsilon_mixture(x: Tensor, probs: Tensor, epsilon: float, greedy: bool) -> Tensor:
+    """``(1 - epsilon) * base + epsilon * uniform(candidates)``; ``base`` = ``probs`` or the argmax's one-hot.
+
+    >>> _epsilon_mixture(torch.tensor([[2.0, 1.0, -math.inf]]), torch.tensor([[0.7, 0.3, 0.0]]), 0.5, True)
+    tensor([[0.7500, 0.2500, 0.0000]])
+    """
+    candidates = torch.isfinite(x).float()  # (B, V)
+    uniform = candidates / candidates.sum(-1, keepdim=True)
+    base = torch.zeros_like(probs).scatter_(-1, x.argmax(-1, keepdim=True), 1.0) if greedy else probs
+    return (1 - epsilon) * base + epsilon * uniform
 
 
 def learning_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from agents.config import TrainConfig, option
+from agents.offline import completion_ids, layout_batch
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
-from textgym.episode import prompt_row
 
 
 @dataclass
@@ -69,32 +68,10 @@ class SFT(Trainer):
         examples = setup.task.examples("train")
         indices = np.random.default_rng([self.config.seed, iteration]).integers(len(examples), size=batch_size)
         chosen = [examples[i] for i in indices]
+        demonstrations = [setup.task.demonstration(e) or "" for e in chosen]
         prompt_ids = setup.encode_many("train", indices.tolist(), chosen)
-        targets = [self._target_ids(setup.task.demonstration(e)) for e in chosen]
-        rows = [prompt_row(setup, ids) for ids in prompt_ids]
-        input_ids = torch.as_tensor(np.stack([r[0] for r in rows]))  # (B, P + N)
-        attention_mask = torch.as_tensor(np.stack([r[1] for r in rows]))
-        mask = torch.zeros(batch_size, setup.max_new_tokens)  # (B, N)
-        for row, target in enumerate(targets):
-            columns = slice(setup.max_prompt_tokens, setup.max_prompt_tokens + len(target))
-            input_ids[row, columns] = torch.as_tensor(target)
-            attention_mask[row, columns] = 1
-            mask[row, : len(target)] = 1
-        device = self.policy.device
-        return Rollout(
-            input_ids.to(device),
-            attention_mask.to(device),
-            mask.to(device),
-            torch.zeros(batch_size, device=device),
-            [e.prompt for e in chosen],
-            [setup.task.demonstration(e) or "" for e in chosen],
-        )
-
-    def _target_ids(self, text: str | None) -> list[int]:
-        """The demonstration's tokens then EOS, cut to the token budget (EOS kept when it fits)."""
-        setup = self.envs.setup
-        ids = setup.tokenizer.encode(text or "", add_special_tokens=False)[: setup.max_new_tokens - 1]
-        return [*ids, setup.eos_token_id]
+        targets = [completion_ids(setup, text) for text in demonstrations]
+        return layout_batch(setup, prompt_ids, targets, self.policy.device, [e.prompt for e in chosen], demonstrations)
 
     def train_iteration(self) -> dict[str, Any]:
         """One gradient step on the demonstrations' mean token negative log-likelihood."""

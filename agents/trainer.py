@@ -31,7 +31,7 @@ from agents.checkpoint import CheckpointError, code_in, plain_data, read_checkpo
 from agents.config import TrainConfig, merge_config
 from agents.evaluation import evaluate_policy
 from agents.logger import MetricLogger, truncate_metrics
-from agents.losses import AdaptiveKLController, FixedKLController, kl_penalty, normalize_scores
+from agents.losses import AdaptiveKLController, FixedKLController, group_diversity, kl_penalty, normalize_scores
 from agents.policy import LMPolicy, TokenScores
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.run_dir import CHECKPOINT, RunDir, RunDirError
@@ -105,6 +105,7 @@ class Trainer:
             self.config.logit_noise,
             self.config.mask_prob,
             self.config.mask_top,
+            epsilon=self.config.epsilon,
         )
         config_at(self.base_sampling, self._sampling_schedules(), 0)  # validates schedule names early
         torch.manual_seed(self.config.seed)
@@ -213,6 +214,11 @@ class Trainer:
     def _check_groups(self) -> None:
         """Prompt groups must tile the batch, and the group normalizations need groups of 2 or more."""
         c = self.config
+        if c.diversity_coef > 0 and c.samples_per_prompt < 2:
+            raise ValueError(
+                f"diversity_coef={c.diversity_coef} rewards differing from the other samples of a prompt: it needs "
+                f"samples_per_prompt >= 2, got {c.samples_per_prompt}"
+            )
         if c.score_normalization in ("group", "leave_one_out") and c.samples_per_prompt < 2:
             raise ValueError(
                 f"score_normalization={c.score_normalization!r} compares samples of one prompt: it needs "
@@ -259,6 +265,7 @@ class Trainer:
         the raw total). ``forward``: the batch's forward at the current parameters
         when there is one already (see :attr:`one_pass_update`).
         """
+        c = self.config
         ev = forward if forward is not None else self.score_tokens(batch)
         logprobs = ev.logprobs.detach()
         kl = torch.zeros_like(logprobs)
@@ -270,13 +277,21 @@ class Trainer:
         rewards = -self.kl_controller.value * kl
         steps = batch.step_mask
         last = (steps.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
-        task_scores = normalize_scores(batch.scores, self.config.score_normalization, self.config.samples_per_prompt)
+        task_scores = normalize_scores(self.shaped_scores(batch), c.score_normalization, c.samples_per_prompt)
         if batch.token_rewards is not None:  # a dense reward: paid where the env paid it, the total normalised
             rewards = rewards + batch.token_rewards.to(rewards.dtype)
             task_scores = task_scores - batch.scores
         rewards[torch.arange(len(last), device=rewards.device), last] += task_scores
         values = None if ev.values is None else ev.values.detach() * steps
         return Scored(logprobs * batch.mask, values, kl, rewards * steps)
+
+    def shaped_scores(self, batch: Rollout) -> Tensor:
+        """The episodes' task scores plus the diversity bonus (``diversity_coef`` times
+        :func:`agents.losses.group_diversity` over each prompt's samples) when one is asked for."""
+        if self.config.diversity_coef == 0:
+            return batch.scores
+        diversity = group_diversity(batch.actions, batch.mask, self.config.samples_per_prompt)
+        return batch.scores + self.config.diversity_coef * diversity.to(batch.scores.dtype)
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         """Improve the policy from one scored batch; returns namespaced metrics (``losses/...``).
@@ -451,9 +466,19 @@ class Trainer:
         """
         if not self.fast_path:
             raise ValueError("evaluate() needs a TextGenVectorEnv (the generic path has no held-out split option)")
-        sampling = SamplingConfig(self.config.temperature, self.config.top_k, self.config.top_p)  # no noise/masking
+        sampling = self.evaluation_sampling()
         n = num_episodes or self.config.eval_episodes
-        return evaluate_policy(self.policy, self.envs, sampling, n, seed=self.config.seed, scorers=scorers)
+        return evaluate_policy(self.acting_policy, self.envs, sampling, n, seed=self.config.seed, scorers=scorers)
+
+    @property
+    def acting_policy(self) -> Any:
+        """What :meth:`evaluate` and :meth:`predict` sample from: the LM policy (ILQL tilts it by its Q heads)."""
+        return self.policy
+
+    def evaluation_sampling(self) -> SamplingConfig:
+        """How :meth:`evaluate` samples: the configured temperature, top-k and top-p, without exploration noise,
+        masking or epsilon."""
+        return SamplingConfig(self.config.temperature, self.config.top_k, self.config.top_p)
 
     # -- SB3-style API ----------------------------------------------------------------------------------------
 
@@ -468,10 +493,10 @@ class Trainer:
         """Next token(s) for TextGen observations (one ``(L,)`` or a batch ``(N, L)``), with SB3's signature, so
         ``stable_baselines3.common.evaluation.evaluate_policy`` runs on a native agent. The policy reads the whole
         prefix, so it keeps no recurrent ``state`` (returned as ``None``) and ignores ``episode_start``."""
-        ids, mask = (_as_tensor(observation[key], self.policy.device) for key in ("input_ids", "attention_mask"))
+        ids, mask = (_as_tensor(observation[key], self.acting_policy.device) for key in ("input_ids", "attention_mask"))
         single = ids.dim() == 1
         ids, mask = (ids[None], mask[None]) if single else (ids, mask)
-        logits = self.policy.next_token_logits(ids, mask)[:, : self.envs.single_action_space.n]
+        logits = self.acting_policy.next_token_logits(ids, mask)[:, : self.envs.single_action_space.n]
         sampling = dataclasses.replace(self.sampling_at(self.iteration), greedy=deterministic)
         tokens, _ = sample(logits, sampling)
         actions = tokens.cpu().numpy()

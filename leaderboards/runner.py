@@ -22,7 +22,7 @@ from agents import trainer_class
 from agents.evaluation import SCORE_PREFIX
 from agents.logger import read_metrics
 from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, result_file, write_result
-from leaderboards.suites import COMMON_KEYS, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, RunSpec, suite
+from leaderboards.suites import COMMON_KEYS, ILQL, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, RunSpec, suite
 
 ROOT = Path(__file__).resolve().parent
 ALGO_NAMES = {ZERO_SHOT: ZERO_SHOT, SB3_PPO: "stable_baselines3.PPO"}
@@ -113,6 +113,8 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
         warm_start = _sft_warm_start(spec, spec.config["sft_learning_rate"], run_dir / "sft", device)
         rl_budget -= warm_start
         config["init_checkpoint"] = str(run_dir / "sft")
+    if spec.agent == ILQL:
+        config["data"] = str(_offline_dataset(spec, spec.config["offline_episodes"], run_dir, device))
     sb3_agent = _sb3_ppo(spec, config, device) if spec.agent == SB3_PPO else None
     trainer = trainer_class(spec.algo)(
         policy=None if sb3_agent is None else sb3_agent.policy.lm,  # evaluate the very policy SB3 trains
@@ -133,7 +135,7 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
         trainer.learn(total_timesteps=rl_budget)
     train_seconds = time.perf_counter() - start
     quality = trainer.evaluate(scorers=spec.scorers)
-    if zero_shot or spec.agent == SFT:  # no sampled training batches: the held-out score is the one point
+    if zero_shot or spec.agent in (SFT, ILQL):  # no sampled training batches: the held-out score is the one point
         curve = [[trainer.timesteps, quality["eval/score_mean"]]]
     elif spec.agent != SB3_PPO:
         curve = _curve(Path(trainer.config.run_dir), offset=warm_start)
@@ -168,6 +170,37 @@ def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: 
         return sft.timesteps
     finally:
         sft.close()
+
+
+def _offline_dataset(spec: RunSpec, episodes: int, run_dir: Path, device: str) -> Path:
+    """An ilql row's data: ``episodes`` samples of train prompts by the untrained policy (the zero-shot row's
+    sampling), scored by the env, as a JSONL of scored completions. Made once per run folder; a run resumed after
+    it was written reuses it."""
+    from agents.offline import save_rollouts
+
+    path = run_dir / "offline.jsonl"
+    if path.exists():
+        return path
+    common = {k: v for k, v in spec.config.items() if k in COMMON_KEYS}
+    shell = trainer_class("reinforce")(
+        **{**common, "kl_coef": 0.0, "baseline": "none", "samples_per_prompt": 1},
+        env_id=spec.env_id,
+        seed=spec.seed,
+        device=device,
+        run_dir=str(run_dir / "offline"),
+        eval_every=0,
+        tensorboard=False,
+        progress=False,
+    )
+    partial = run_dir / "offline.partial.jsonl"
+    partial.unlink(missing_ok=True)
+    try:
+        for iteration in range(-(-episodes // shell.config.batch_size)):
+            save_rollouts(shell.collect_rollout(iteration), partial, spec.env_id)
+    finally:
+        shell.close()
+    partial.replace(path)
+    return path
 
 
 def _sb3_ppo(spec: RunSpec, config: dict[str, Any], device: str) -> Any:

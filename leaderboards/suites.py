@@ -7,7 +7,7 @@ and scored again by the env's independent scorers (:data:`INDEPENDENT_SCORERS`) 
 Example:
     >>> runs = suite("quick")
     >>> sorted({r.agent for r in runs})
-    ['a2c', 'ppo', 'reinforce', 'sft', 'sft+ppo', 'trpo', 'zero-shot']
+    ['a2c', 'dqn', 'ppo', 'reinforce', 'sft', 'sft+ppo', 'trpo', 'zero-shot']
     >>> sorted({r.env_id for r in runs})
     ['TextGen-Arithmetic-v1', 'TextGen-GuessNumber-v0', 'TextGen-Reverse-v1', 'TextGen-Sentiment-v0']
 """
@@ -24,8 +24,12 @@ ZERO_SHOT = "zero-shot"
 SB3_PPO = "sb3-ppo"
 SFT = "sft"
 SFT_PPO = "sft+ppo"  # SFT for half the budget, then PPO from its weights for the other half
+ILQL = "ilql"  # offline: learns from the zero-shot policy's scored samples of train prompts (OFFLINE_EPISODES)
+OFFLINE_EPISODES = 256
+SINGLE_TURN_AGENTS = {"dqn", ILQL}
 EVAL_EPISODES = 200
-WARM_START_KEYS = {"sft_learning_rate"}  # settings of an sft+ppo row's SFT phase, not of its PPO trainer
+# settings of a row's preparation (an sft+ppo row's SFT phase, an ilql row's dataset), not of its trainer
+WARM_START_KEYS = {"sft_learning_rate", "offline_episodes"}
 
 # A second scorer of the same held-out completions that does not share the training reward's blind spots.
 # Exact-match tasks (Arithmetic, Reverse) need none; envs missing here have no offline second scorer.
@@ -107,6 +111,10 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     "a2c": {"score_normalization": "batch"},
     "ppo": {"minibatch_size": 4, "score_normalization": "batch"},
     "trpo": {"max_kl": 0.02, "cg_iters": 3, "line_search_steps": 6, "score_normalization": "batch"},
+    # epsilon-greedy over the top 20, decaying over the ~32 iterations every quick budget gives (see configs/dqn.yaml)
+    "dqn": {"epsilon": 0.3, "schedules": {"epsilon": "linear:0.3:0.05:32"}, "gradient_steps": 4, "n_step": 4},
+    # offline, from the zero-shot policy's own scored samples; its budget is tokens of that data read
+    ILQL: {"learning_rate": 1e-3, "kl_coef": 0.0, "beta": 4.0, "cql_scale": 1.0, "offline_episodes": OFFLINE_EPISODES},
     SFT: {"learning_rate": 1e-3, "kl_coef": 0.0},
     SFT_PPO: {"minibatch_size": 4, "score_normalization": "batch", "sft_learning_rate": 1e-3},
 }
@@ -131,6 +139,7 @@ FULL_ENVS = {
     "TextGen-Arithmetic-v1": 1024,
     "TextGen-Headline-v0": 4096,
     "TextGen-Concepts-v0": 4096,
+    "TextGen-Concepts-v1": 4096,  # the dense-reward variant
     "TextGen-Detox-v0": 4096,
     "TextGen-Dialogue-v0": 2048,  # the reward model and 32-token replies make it the slowest per token
     "TextGen-NER-v0": 2048,  # 2-shot prompts of up to 224 tokens
@@ -149,6 +158,8 @@ def _runs(name: str, envs: dict[str, int], agents: dict[str, dict[str, Any]], co
                 if agent in (SFT, SFT_PPO) and env_id not in WITH_DEMONSTRATIONS:
                     continue
                 if agent == SB3_PPO and env_id in MULTI_TURN_IDS:  # SB3 would count the env's tokens as its steps
+                    continue
+                if agent in SINGLE_TURN_AGENTS and env_id in MULTI_TURN_IDS:  # replay holds single-turn layouts
                     continue
                 runs.append(RunSpec(name, agent, env_id, seed, budget, {**common, **extra}))
     return runs

@@ -31,6 +31,8 @@ ENV_IDS: dict[str, dict[str, object]] = {
     "TextGen-SentimentClassifier-v0": {"task": "sentiment", "reward": "minilm_sentiment"},
     "TextGen-Headline-v0": {"task": "headline"},
     "TextGen-Concepts-v0": {"task": "concepts"},
+    # the same reward paid as it is earned: each concept word on the token that completes it (a dense reward)
+    "TextGen-Concepts-v1": {"task": "concepts", "dense_reward": True},
     "TextGen-Detox-v0": {"task": "detox"},
     "TextGen-Dialogue-v0": {"task": "dialogue"},
     "TextGen-NER-v0": {"task": "ner"},

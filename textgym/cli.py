@@ -3,6 +3,8 @@
 Example:
     $ textgym envs
     $ textgym rollout --env TextGen-Sentiment-v0 --n 8
+    $ textgym rollout --env TextGen-Sentiment-v0 --n 64 --split train --save data/sentiment.jsonl
+    $ textgym train --env TextGen-Sentiment-v0 --algo ilql --data data/sentiment.jsonl --total-timesteps 4096
     $ textgym train --env TextGen-Sentiment-v0 --algo ppo --total-timesteps 20000
     $ textgym eval --checkpoint runs/textgym
     $ textgym export runs/textgym exported/ppo-sentiment
@@ -65,6 +67,10 @@ def _rollout(args: argparse.Namespace) -> int:
     for prompt, completion, score in zip(batch.prompts, batch.completions, batch.scores.tolist(), strict=True):
         print(f"[{score:+.3f}] {prompt}\u2502{completion}")
     print(f"mean reward {batch.scores.mean().item():+.4f} over {args.n} episodes ({env_id}, {args.split} split)")
+    if args.save:
+        from agents.offline import save_rollouts
+
+        print(f"appended {save_rollouts(batch, args.save, env_id)} scored completions to {args.save}")
     return 0
 
 
@@ -157,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--top-k", type=int, default=0)
     roll.add_argument("--top-p", type=float, default=1.0)
     roll.add_argument("--max-new-tokens", type=int, default=None)
+    roll.add_argument(
+        "--save",
+        default=None,
+        metavar="FILE",
+        help="append the episodes to FILE as a JSONL of scored completions (an offline dataset for --algo ilql)",
+    )
     sub.add_parser("train", help="train an agent (see `textgym train --algo ppo --help`)", add_help=False)
     ev = sub.add_parser("eval", help="held-out quality of a checkpoint or of an untrained model")
     ev.add_argument("--checkpoint", default=None, help="a run folder or a checkpoint file written by `textgym train`")

@@ -40,14 +40,36 @@ class ConceptCoverage:
     name = "concept_coverage"
 
     def __call__(self, prompts: list[str], completions: list[str], **info: Any) -> list[float]:
-        from textgym.tasks.concepts import parse_concepts
+        return [_coverage(text, wanted) for text, wanted in zip(completions, _concepts(prompts, info), strict=True)]
 
-        concepts = info.get("concepts") or [parse_concepts(p) for p in prompts]
-        scores = []
-        for completion, wanted in zip(completions, concepts, strict=True):
-            have = {stem(w) for w in words(completion)}
-            scores.append(sum(stem(c) in have for c in wanted) / len(wanted) if wanted else 0.0)
-        return scores
+    def dense(self, prompts: list[str], completions: list[str], **info: Any) -> list[list[float]]:
+        """Per-piece scores (pieces: ``info["completion_tokens"]`` or words): what each piece adds to the coverage
+        of the text so far, so a concept pays ``1 / #concepts`` on the piece that completes it (and a piece that
+        turns a covering word into another, "dog" into "dogma", takes it back). They sum to ``__call__``.
+
+        Example:
+            >>> prompt = "Write one sentence using the words: dog, ball.\\nSentence:"
+            >>> ConceptCoverage().dense([prompt], [" The dog ran"])
+            [[0.0, 0.5, 0.0]]
+        """
+        from textgym.rewards.compose import completion_pieces
+
+        out = []
+        for parts, wanted in zip(completion_pieces(completions, info), _concepts(prompts, info), strict=True):
+            so_far = [_coverage("".join(parts[: i + 1]), wanted) for i in range(len(parts))]
+            out.append([now - before for before, now in zip([0.0, *so_far[:-1]], so_far, strict=True)])
+        return out
+
+
+def _concepts(prompts: list[str], info: dict[str, Any]) -> list[list[str]]:
+    from textgym.tasks.concepts import parse_concepts
+
+    return info.get("concepts") or [parse_concepts(p) for p in prompts]
+
+
+def _coverage(text: str, wanted: list[str]) -> float:
+    have = {stem(w) for w in words(text)}
+    return sum(stem(c) in have for c in wanted) / len(wanted) if wanted else 0.0
 
 
 class WordFluency:
