@@ -112,7 +112,15 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     "ppo": {"minibatch_size": 4, "score_normalization": "batch"},
     "trpo": {"max_kl": 0.02, "cg_iters": 3, "line_search_steps": 6, "score_normalization": "batch"},
     # epsilon-greedy over the top 20, decaying over the ~32 iterations every quick budget gives (see configs/dqn.yaml)
-    "dqn": {"epsilon": 0.3, "schedules": {"epsilon": "linear:0.3:0.05:32"}, "gradient_steps": 4, "n_step": 4},
+    # replay ratio 2 (2 steps of 8 episodes per 8 new ones) keeps a row's cost near the policy-gradient rows'
+    "dqn": {
+        "epsilon": 0.3,
+        "schedules": {"epsilon": "linear:0.3:0.05:32"},
+        "gradient_steps": 2,
+        "minibatch_size": 8,
+        "learning_starts": 8,
+        "n_step": 4,
+    },
     # offline, from the zero-shot policy's own scored samples; its budget is tokens of that data read
     ILQL: {"learning_rate": 1e-3, "kl_coef": 0.0, "beta": 4.0, "cql_scale": 1.0, "offline_episodes": OFFLINE_EPISODES},
     SFT: {"learning_rate": 1e-3, "kl_coef": 0.0},
