@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agents import make_trainer
-from textgym.rewards.compose import WeightedSum, dense_scores
+from textgym.rewards.compose import PrefixShaped, WeightedSum, dense_scores
 from textgym.rewards.form import LengthPenalty, RepetitionPenalty
 
 PROMPTS = ["Hello", "The cat"]
@@ -125,3 +125,31 @@ def test_dense_reward_must_be_a_bool_and_its_scores_finite():
     env.step(300)
     with pytest.raises(ValueError, match="one finite score per token"):
         env.step(301)
+
+
+class CountingVowels:
+    """Vowels in the text; counts the texts it scored."""
+
+    name = "vowel_count"
+
+    def __init__(self):
+        self.scored = []
+
+    def __call__(self, prompts, completions, **info):
+        self.scored += completions
+        return [float(sum(ch in "aeiou" for ch in c)) for c in completions]
+
+
+def test_prefix_shaping_turns_any_reward_into_a_dense_one_scoring_each_prefix_once(tokenizer):
+    base = CountingVowels()
+    shaped = PrefixShaped(base)
+    pieces = [" ca", "t", " eat", "s"]
+    dense = shaped.dense(["p"], ["".join(pieces)], completion_tokens=[pieces])[0]
+    assert dense == [1.0, 0.0, 2.0, 0.0] and sum(dense) == shaped(["p"], ["".join(pieces)])[0]
+    base.scored.clear()
+    shaped.dense(["p"], [" cats"], completion_tokens=[[" ca", "ts"]])  # " ca" is cached: one new prefix
+    assert base.scored == [" cats"]
+    env = gym.make("TextGen-v0", prompts=PROMPTS, reward=PrefixShaped(CountingVowels()), dense_reward=True)
+    tokens = tokenizer(" a cat ate", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    rewards, _ = play(env, tokens)
+    assert rewards[1] == 1.0 and sum(rewards) == pytest.approx(4.0)  # " a" is paid once the next token is written

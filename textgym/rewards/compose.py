@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -132,6 +133,76 @@ class WeightedSum:
             ]
             for i in range(len(completions))
         ]
+
+
+class PrefixShaped:
+    """Any reward as a dense one, scored on prefixes: piece ``i`` pays ``R(prefix_{i+1}) - R(prefix_i)`` with
+    ``R(prefix_0) = 0``, so the pieces telescope to the terminal score ``R(completion)`` and a reward model or
+    classifier becomes a per-token critic of the text so far (potential-based shaping, Ng et al. 1999).
+
+    Each prefix is scored once: scores are cached per (prompt, prefix) for the ``cache_size`` most recent, so an
+    env that asks for the dense scores of a growing episode at every step costs one new prefix per step.
+
+    Args:
+        reward: a reward object, name or spec (:func:`textgym.rewards.make_reward`).
+        cache_size: prefixes kept.
+
+    Example:
+        >>> from textgym.rewards.form import LengthPenalty
+        >>> shaped = PrefixShaped(LengthPenalty(target=2))  # -|words - 2| / 2
+        >>> shaped.dense([""], [" a b c"]), shaped([""], [" a b c"])
+        ([[-0.5, 0.5, -0.5]], [-0.5])
+    """
+
+    def __init__(self, reward: Any, cache_size: int = 65_536) -> None:
+        self.reward = make_reward(reward)
+        self.name = f"prefix_{reward_name(self.reward)}"
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __call__(self, prompts: list[str], completions: list[str], **info: Any) -> list[float]:
+        return [float(v) for v in self.reward(prompts, completions, **info)]
+
+    def dense(self, prompts: list[str], completions: list[str], **info: Any) -> list[list[float]]:
+        """Per-piece differences of successive prefixes' scores; they sum to ``__call__``."""
+        all_pieces = completion_pieces(completions, info)
+        prefixes = [["".join(parts[: i + 1]) for i in range(len(parts))] for parts in all_pieces]
+        scores = self._prefix_scores(prompts, prefixes, info)
+        out = []
+        for prompt, row in zip(prompts, prefixes, strict=True):
+            values = [scores[prompt, text] for text in row]
+            out.append([now - before for before, now in zip([0.0, *values[:-1]], values, strict=True)])
+        return out
+
+    def _prefix_scores(
+        self, prompts: list[str], prefixes: list[list[str]], info: Mapping[str, Any]
+    ) -> dict[tuple[str, str], float]:
+        """Scores of every (prompt, prefix), the uncached ones in one call of the reward (info rows repeated)."""
+        found: dict[tuple[str, str], float] = {}
+        missing: dict[tuple[str, str], int] = {}  # key -> the completion it belongs to (for its info row)
+        for row, (prompt, texts) in enumerate(zip(prompts, prefixes, strict=True)):
+            for text in texts:
+                key = (prompt, text)
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    found[key] = self._cache[key]
+                elif key not in missing:
+                    missing[key] = row
+        if missing:
+            rows = list(missing.values())
+            per_row = {k: [v[r] for r in rows] for k, v in info.items() if k != "completion_tokens" and _is_column(v)}
+            texts = [text for _, text in missing]
+            values = self.reward([prompt for prompt, _ in missing], texts, **per_row)
+            for key, value in zip(missing, values, strict=True):
+                found[key] = self._cache[key] = float(value)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+
+def _is_column(value: Any) -> bool:
+    """Whether an info value is a per-completion column (a list or tuple), not a setting."""
+    return isinstance(value, list | tuple)
 
 
 class Normalized:
