@@ -196,13 +196,13 @@ class ILQL(Trainer):
         self.target_heads = {name: p.detach().clone() for name, p in self.heads.named_parameters()}
         self.acting = ILQLPolicy(self.policy, self.heads, self.config.beta)
 
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the policy's trainable weights and the Q heads (built here, as the optimizer needs them)."""
-        hidden = self.policy.model.get_output_embeddings().weight.shape[1]
-        self.heads = QHeads(hidden).to(self.policy.device)
-        return torch.optim.Adam(
-            [*self.policy.trainable_parameters(), *self.heads.parameters()], lr=self.config.learning_rate
-        )
+    def optimized_parameters(self) -> list[nn.Parameter]:
+        """The policy's trainable weights and the Q heads (built on first use: the base class builds the
+        optimizer before this class's ``__init__`` body runs)."""
+        if not hasattr(self, "heads"):
+            hidden = self.policy.model.get_output_embeddings().weight.shape[1]
+            self.heads = QHeads(hidden).to(self.policy.device)
+        return [*self.policy.trainable_parameters(), *self.heads.parameters()]
 
     @property
     def acting_policy(self) -> Any:
@@ -281,19 +281,6 @@ class ILQL(Trainer):
             "charts/tokens_per_s": batch.num_tokens / seconds,
             "charts/episode_length": float(batch.mask.sum(1).mean()),
         }
-
-    def optimizer_step(self, loss: Tensor, what: str = "loss") -> float:
-        """The base step, with the Q heads' gradients clipped together with the policy's."""
-        if not torch.isfinite(loss):
-            return super().optimizer_step(loss, what)  # raises, naming the iteration
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [*self.policy.trainable_parameters(), *self.heads.parameters()]
-        norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-        if not torch.isfinite(norm):
-            raise FloatingPointError(f"ilql: the gradient of the {what} is {norm.item()} at iteration {self.iteration}")
-        self.optimizer.step()
-        return float(norm)
 
     @torch.no_grad()
     def update_target(self) -> None:

@@ -34,7 +34,9 @@ import torch
 
 from agents.rollout import Rollout
 from textgym.episode import EpisodeSetup, prompt_row
-from textgym.io import atomic_path
+from textgym.io import atomic_path, json_object_line
+
+RECORD_SHAPE = 'a JSON object with "prompt" and "completion" strings and a "score", or "prompt", "chosen", "rejected"'
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,7 @@ def load_offline_data(path: str | Path) -> list[OfflineRecord]:
 
 
 def _records(line: str, where: str) -> list[OfflineRecord]:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
-    if not isinstance(item, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    item = json_object_line(line, where, RECORD_SHAPE)
     prompt = _text(item, "prompt", where)
     if {"chosen", "rejected"} <= set(item):
         return [

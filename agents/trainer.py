@@ -170,8 +170,13 @@ class Trainer:
                 "use the model's own tokenizer for the env"
             )
 
+    def optimized_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimizer updates and the gradient clipping spans: the policy's trainable weights (ILQL adds
+        its Q heads)."""
+        return self.policy.trainable_parameters()
+
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.trainable_parameters(), lr=self.config.learning_rate)
+        return torch.optim.Adam(self.optimized_parameters(), lr=self.config.learning_rate)
 
     def _build_kl_controller(self) -> AdaptiveKLController | FixedKLController:
         if self.config.kl_target is not None:
@@ -310,7 +315,7 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.config.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(self.optimized_parameters(), self.config.max_grad_norm)
         if not torch.isfinite(norm):
             raise FloatingPointError(
                 f"{self.algo}: the gradient of the {what} is {norm.item()} at iteration {self.iteration}; training "

@@ -41,7 +41,7 @@ def test_offline_data_reads_scored_completions_and_pairs_and_names_bad_lines(tmp
         '{"prompt": "p", "completion": "c", "score": NaN}': "bad.jsonl:2: expected a finite number 'score'",
         '{"prompt": "p", "completion": "c", "score": true}': "expected a finite number 'score'",
         '{"prompt": 3, "completion": "c", "score": 1}': "bad.jsonl:2: expected a string 'prompt', got 3",
-        '["p", "c"]': "bad.jsonl:2: expected a JSON object, got list",
+        '["p", "c"]': "bad.jsonl:2: expected a JSON object with .* got a JSON list",
         '{"prompt": "p", "completion": "c", "score": 1': r"bad.jsonl:2: not valid JSON",
     }
     for line, message in cases.items():

@@ -128,3 +128,27 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     import torch
 
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def json_object_line(line: str, where: str, expected: str = "a JSON object") -> dict[str, Any]:
+    """One JSONL line as a dict; otherwise a ``ValueError`` naming ``where`` (e.g. ``file:line``) and ``expected``.
+
+    Example:
+        >>> json_object_line('{"a": 1}', "data.jsonl:1")
+        {'a': 1}
+        >>> json_object_line("[1]", "data.jsonl:2")
+        Traceback (most recent call last):
+        ...
+        ValueError: data.jsonl:2: expected a JSON object, got a JSON list: [1]
+    """
+    import json
+
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected {expected}") from err
+    if not isinstance(item, dict):
+        text = line.strip()
+        text = text if len(text) <= 200 else text[:200] + "..."
+        raise ValueError(f"{where}: expected {expected}, got a JSON {type(item).__name__}: {text}")
+    return item

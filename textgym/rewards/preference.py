@@ -81,13 +81,10 @@ def load_pairs(path: str | Path) -> list[dict[str, str]]:
 
 def _parse_pair(line: str, path: str | Path, line_no: int) -> dict[str, str]:
     """One JSONL row as ``{prompt, chosen, rejected}``, or a ``ValueError`` naming ``path:line_no``."""
+    from textgym.io import json_object_line
+
     where = f"{path}:{line_no}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected {ROW_SHAPE}") from err
-    if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected {ROW_SHAPE}, got a JSON {type(row).__name__}: {_clip(line)}")
+    row = json_object_line(line, where, ROW_SHAPE)
     bad = [k for k in PAIR_KEYS if not isinstance(row.get(k), str)]
     if bad:
         raise ValueError(
