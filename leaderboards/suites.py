@@ -122,7 +122,14 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
         "n_step": 4,
     },
     # offline, from the zero-shot policy's own scored samples; its budget is tokens of that data read
-    ILQL: {"learning_rate": 1e-3, "kl_coef": 0.0, "beta": 4.0, "cql_scale": 1.0, "offline_episodes": OFFLINE_EPISODES},
+    ILQL: {
+        "learning_rate": 1e-3,
+        "kl_coef": 0.0,
+        "beta": 4.0,
+        "cql_scale": 1.0,
+        "shared_trunk": False,  # with it the LoRA LM collapsed (see agents/ilql.py)
+        "offline_episodes": OFFLINE_EPISODES,
+    },
     SFT: {"learning_rate": 1e-3, "kl_coef": 0.0},
     SFT_PPO: {"minibatch_size": 4, "score_normalization": "batch", "sft_learning_rate": 1e-3},
 }
