@@ -61,7 +61,11 @@ class DQNConfig(TrainConfig):
         choices=EXPLORATIONS,
     )
     epsilon: float = option(
-        0.2, "epsilon-greedy: probability of a uniform draw among the top_k/top_p candidates", low=0, high=1
+        0.3, "epsilon-greedy: probability of a uniform draw among the top_k/top_p candidates", low=0, high=1
+    )
+    schedules: dict = option(
+        {"epsilon": "linear:0.3:0.05:32"},
+        "field -> schedule; by default epsilon decays from 0.3 to 0.05 over the first 32 iterations",
     )
     top_k: int = option(20, "candidates of the uniform epsilon draw (and of Boltzmann sampling; 0 = all)", low=0)
     q_scale: float = option(
@@ -71,7 +75,7 @@ class DQNConfig(TrainConfig):
         low_inclusive=False,
     )
     buffer_size: int = option(512, "episodes the replay buffer keeps (the oldest are overwritten)", low=1)
-    learning_starts: int = option(16, "episodes in the buffer before the first gradient step", low=1)
+    learning_starts: int = option(8, "episodes in the buffer before the first gradient step", low=1)
     gradient_steps: int = option(2, "gradient steps per iteration (per batch of new episodes)", low=0)
     minibatch_size: int = option(16, "episodes per gradient step", low=1)
     n_step: int = option(4, "steps of rewards before bootstrapping from the target network", low=1)

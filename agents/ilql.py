@@ -18,11 +18,11 @@ Per token of the data (action ``a_t`` in state ``s_t``, reward ``r_t``: the scor
 - the conservative (CQL) penalty ``logsumexp Q_i(s_t, .) - Q_i(s_t, a_t)``, weighted ``cql_scale``;
 - behaviour cloning, ``-log pi_beta(a_t | s_t)``, weighted ``bc_scale``.
 
-``shared_trunk`` (default on, as in trlx) lets the Q, V and CQL losses train the trunk beside behaviour cloning:
-on the tiny test model the heads need the trunk's features shaped by them (with detached states ILQL fell below
-behaviour cloning on one seed in three). On SmolLM2 under LoRA the same sharing wrecked the LM on Arithmetic-v1
-(beta 0, plain behaviour cloning, scored 0.016 against the zero-shot 0.29, at a KL of 9.6), so the leaderboard's
-ilql rows turn it off: the heads then read detached trunk states and only behaviour cloning trains the adapter.
+``shared_trunk`` (off by default) lets the Q, V and CQL losses train the trunk beside behaviour cloning, as trlx
+does. On SmolLM2 under LoRA that sharing wrecked the LM on Arithmetic-v1 (beta 0, plain behaviour cloning,
+scored 0.016 against the zero-shot 0.29, at a KL of 9.6), so by default the heads read detached trunk states and
+only behaviour cloning trains the adapter. The tiny random test model needs the sharing (its random trunk has no
+features worth reading: with detached states ILQL fell below behaviour cloning on one seed in three).
 
 Acting (evaluation, ``predict``, :class:`ILQLPolicy`) samples from ``log pi_beta(.|s) + beta (min_i Q_i(s, .) - V(s))``:
 the data's behaviour tilted towards what the Q-function values. ``beta=0`` is plain behaviour cloning.
@@ -79,7 +79,8 @@ class ILQLConfig(TrainConfig):
         0.05, "Polyak weight of the online Q heads in each target update (1 = copy)", low=0, high=1, low_inclusive=False
     )
     shared_trunk: bool = option(
-        True, "the Q/V/CQL losses train the trunk too (False: the heads read detached states; BC alone trains it)"
+        False, "the Q/V/CQL losses train the trunk too, as in trlx (off: the heads read detached states; BC alone "
+        "trains it)"
     )
     kl_coef: float = option(0.0, "must be 0: offline learning has no KL penalty in its rewards", low=0, high=0)
     learning_rate: float = option(

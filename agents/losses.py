@@ -329,9 +329,9 @@ def group_diversity(actions: Tensor, mask: Tensor, group_size: int, n: int = 2) 
         ``(N,)`` in [0, 1]: 0 when a sample's n-grams equal every other's, 1 when it shares none with any.
 
     >>> actions = torch.tensor([[1, 2, 3], [1, 2, 3], [1, 2, 4], [5, 6, 7]])
-    >>> group_diversity(actions, torch.ones(4, 3), group_size=2)  # {12, 23} vs {12, 24}: Jaccard 1/3
-    tensor([0.0000, 0.0000, 1.0000, 1.0000])
-    >>> group_diversity(actions[[0, 2]], torch.ones(2, 3), group_size=2)
+    >>> group_diversity(actions, torch.ones(4, 3), group_size=2)  # identical pair, then a disjoint one
+    tensor([0., 0., 1., 1.])
+    >>> group_diversity(actions[[0, 2]], torch.ones(2, 3), group_size=2)  # {12, 23} vs {12, 24}: Jaccard 1/3
     tensor([0.6667, 0.6667])
     """
     count = actions.shape[0]

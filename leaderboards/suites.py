@@ -7,7 +7,7 @@ and scored again by the env's independent scorers (:data:`INDEPENDENT_SCORERS`) 
 Example:
     >>> runs = suite("quick")
     >>> sorted({r.agent for r in runs})
-    ['a2c', 'dqn', 'ppo', 'reinforce', 'sft', 'sft+ppo', 'trpo', 'zero-shot']
+    ['a2c', 'dqn', 'ilql', 'ppo', 'reinforce', 'sft', 'sft+ppo', 'trpo', 'zero-shot']
     >>> sorted({r.env_id for r in runs})
     ['TextGen-Arithmetic-v1', 'TextGen-GuessNumber-v0', 'TextGen-Reverse-v1', 'TextGen-Sentiment-v0']
 """
@@ -112,24 +112,11 @@ QUICK_AGENTS: dict[str, dict[str, Any]] = {
     "ppo": {"minibatch_size": 4, "score_normalization": "batch"},
     "trpo": {"max_kl": 0.02, "cg_iters": 3, "line_search_steps": 6, "score_normalization": "batch"},
     # epsilon-greedy over the top 20, decaying over the ~32 iterations every quick budget gives (see configs/dqn.yaml)
-    # replay ratio 2 (2 steps of 8 episodes per 8 new ones) keeps a row's cost near the policy-gradient rows'
-    "dqn": {
-        "epsilon": 0.3,
-        "schedules": {"epsilon": "linear:0.3:0.05:32"},
-        "gradient_steps": 2,
-        "minibatch_size": 8,
-        "learning_starts": 8,
-        "n_step": 4,
-    },
+    # the defaults, with minibatches of 8 (replay ratio 2: 2 steps of 8 episodes per 8 new ones)
+    "dqn": {"minibatch_size": 8},
     # offline, from the zero-shot policy's own scored samples; its budget is tokens of that data read
-    ILQL: {
-        "learning_rate": 1e-3,
-        "kl_coef": 0.0,
-        "beta": 4.0,
-        "cql_scale": 1.0,
-        "shared_trunk": False,  # with it the LoRA LM collapsed (see agents/ilql.py)
-        "offline_episodes": OFFLINE_EPISODES,
-    },
+    # the defaults (shared_trunk off: see agents/ilql.py), restated over the common learning rate and KL
+    ILQL: {"learning_rate": 1e-3, "kl_coef": 0.0, "offline_episodes": OFFLINE_EPISODES},
     SFT: {"learning_rate": 1e-3, "kl_coef": 0.0},
     SFT_PPO: {"minibatch_size": 4, "score_normalization": "batch", "sft_learning_rate": 1e-3},
 }

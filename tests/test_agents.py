@@ -55,7 +55,17 @@ LEARNING = {
     "trpo": (8, {"max_kl": 0.1, "cg_iters": 3}),
     # epsilon-greedy among the top 10 half the time, Monte-Carlo targets over the 6-token episodes, 4 replayed
     # minibatches per batch: the one setting of those tried that learned on every seed (tests/test_dqn.py)
-    "dqn": (12, {"epsilon": 0.5, "n_step": 6, "gradient_steps": 4}),
+    "dqn": (
+        12,
+        {
+            "epsilon": 0.5,
+            "schedules": {},
+            "n_step": 6,
+            "gradient_steps": 4,
+            "minibatch_size": 16,
+            "learning_starts": 16,
+        },
+    ),
 }
 LEARNING_SEEDS = (0, 1, 2)
 
