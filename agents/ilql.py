@@ -79,8 +79,8 @@ class ILQLConfig(TrainConfig):
         0.05, "Polyak weight of the online Q heads in each target update (1 = copy)", low=0, high=1, low_inclusive=False
     )
     shared_trunk: bool = option(
-        False, "the Q/V/CQL losses train the trunk too, as in trlx (off: the heads read detached states; BC alone "
-        "trains it)"
+        False,
+        "the Q/V/CQL losses train the trunk too, as in trlx (off: the heads read detached states; BC alone trains it)",
     )
     kl_coef: float = option(0.0, "must be 0: offline learning has no KL penalty in its rewards", low=0, high=0)
     learning_rate: float = option(
