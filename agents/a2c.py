@@ -37,6 +37,7 @@ class A2C(Trainer):
     config_class: ClassVar[type[TrainConfig]] = A2CConfig
     config: A2CConfig
     algo: ClassVar[str] = "a2c"
+    actor_critic: ClassVar[bool] = True
 
     one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward
 

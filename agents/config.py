@@ -190,6 +190,13 @@ class TrainConfig:
         low=0,
     )
     score_normalization: str = score_normalization_option("none")
+    value_init: str = option(
+        "zero",
+        "how an actor-critic's value head starts: 'zero', or 'reward': fitted to the env's reward of the text so far "
+        "(the reward model as critic; agents.critic)",
+        choices=("zero", "reward"),
+    )
+    value_init_episodes: int = option(64, "episodes of train prompts that value_init='reward' fits on", low=2)
     init_checkpoint: str | None = option(
         None, "start from the policy weights of this checkpoint (e.g. an SFT run's); same model and lora_rank"
     )

@@ -163,9 +163,7 @@ class ILQLPolicy(nn.Module):
 
     @torch.no_grad()
     def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        hidden = self.policy._trunk(input_ids, attention_mask)
-        last = attention_mask.long().cumsum(-1).argmax(-1)
-        return self.tilted_logits(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])
+        return self.tilted_logits(self.policy.last_hidden(input_ids, attention_mask))
 
     @torch.no_grad()
     def score_tokens(

@@ -31,6 +31,7 @@ __all__ = [
     "leave_one_out_baseline",
     "masked_mean",
     "masked_whiten",
+    "normalization_affine",
     "normalize_scores",
     "ppo_policy_loss",
     "reinforce_loss",
@@ -390,12 +391,47 @@ def normalize_scores(scores: Tensor, method: str = "none", group_size: int = 1) 
         return (scores - scores.mean()) / scores.std().nan_to_num(0.0).clamp_min(1e-4)
     if method == "leave_one_out":
         return scores - leave_one_out_baseline(scores, group_size)
+    groups = _score_groups(scores, group_size)
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    return (centred / groups.std(dim=1, keepdim=True).clamp_min(1e-4)).reshape(scores.shape[0])
+
+
+def normalization_affine(scores: Tensor, method: str = "none", group_size: int = 1) -> tuple[Tensor, Tensor]:
+    """:func:`normalize_scores` as a per-episode affine map: ``(shift, scale)``, each ``(N,)``, such that
+    ``(scores - shift) * scale`` is the normalised score. Other values in the same units (the scores of the
+    episodes' prefixes, say) map the same way. Where a batch or group scores the same throughout, ``scale`` is 0,
+    as its normalised scores are.
+
+    >>> shift, scale = normalization_affine(torch.tensor([1.0, 3.0, 0.0, 4.0]), "leave_one_out", 2)
+    >>> shift.tolist(), scale.tolist()
+    ([2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0])
+    """
+    if method not in SCORE_NORMALIZATIONS:
+        raise ValueError(f"unknown score normalization {method!r}: expected one of {SCORE_NORMALIZATIONS}")
+    n = scores.shape[0]
+    if method == "none":
+        return torch.zeros_like(scores), torch.ones_like(scores)
+    if method == "batch":
+        std = scores.std().nan_to_num(0.0) if n > 1 else scores.new_tensor(0.0)
+        return scores.mean().expand(n), _inverse_or_zero(std).expand(n)
+    groups = _score_groups(scores, group_size)
+    shift = groups.mean(dim=1, keepdim=True).expand_as(groups).reshape(n)
+    if method == "leave_one_out":  # s - mean(others) = G / (G - 1) * (s - mean(group))
+        return shift, torch.full_like(scores, group_size / (group_size - 1))
+    return shift, _inverse_or_zero(groups.std(dim=1, keepdim=True)).expand_as(groups).reshape(n)
+
+
+def _score_groups(scores: Tensor, group_size: int) -> Tensor:
+    """``(N,)`` scores as ``(N / G, G)`` groups of consecutive samples of one prompt."""
     n = scores.shape[0]
     if group_size < 2 or n % group_size != 0:
         raise ValueError(f"group normalization needs group_size >= 2 dividing N; got {group_size} and N={n}")
-    groups = scores.reshape(-1, group_size)  # (P, G)
-    centred = groups - groups.mean(dim=1, keepdim=True)
-    return (centred / groups.std(dim=1, keepdim=True).clamp_min(1e-4)).reshape(n)
+    return scores.reshape(-1, group_size)
+
+
+def _inverse_or_zero(std: Tensor) -> Tensor:
+    """``1 / std``, and 0 where ``std`` is below the floor of :func:`normalize_scores` (1e-4)."""
+    return torch.where(std >= 1e-4, 1.0 / std.clamp_min(1e-4), torch.zeros_like(std))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -87,17 +87,21 @@ def _text(item: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def save_rollouts(batch: Rollout, path: str | Path, env_id: str = "") -> int:
-    """Append ``batch``'s episodes to a JSONL dataset as scored completions; returns how many were written.
+def save_rollouts(batches: Rollout | Sequence[Rollout], path: str | Path, env_id: str = "") -> int:
+    """Append the episodes of one batch, or of several, to a JSONL dataset as scored completions; returns how many
+    were written.
 
-    The file is rewritten through a temporary file and renamed, so a crash leaves the old or the new file whole.
+    The file is rewritten through a temporary file and renamed, so a crash leaves the old or the new file whole;
+    append many batches in one call, not one call each (every call rewrites the file).
     """
     path = Path(path)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
+    extra = {"env_id": env_id} if env_id else {}
     rows = [
-        json.dumps({"prompt": p, "completion": c, "score": float(s), **({"env_id": env_id} if env_id else {})})
+        json.dumps({"prompt": p, "completion": c, "score": float(s), **extra})
+        for batch in ([batches] if isinstance(batches, Rollout) else batches)
         for p, c, s in zip(batch.prompts, batch.completions, batch.scores.tolist(), strict=True)
     ]
     with atomic_path(path) as tmp:

@@ -177,12 +177,16 @@ class LMPolicy(nn.Module):
 
         One forward, no cache; any padding layout (the last attended token is found per row).
         """
-        hidden = self._trunk(input_ids, attention_mask)  # (B, S, H)
-        last = attention_mask.long().cumsum(-1).argmax(-1)  # index of the last 1 in each row
-        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
+        picked = self.last_hidden(input_ids, attention_mask)
         logits = self.model.get_output_embeddings()(picked).float()
         values = None if self.value_head is None else self.value_head(picked.float()).squeeze(-1)
         return logits, values
+
+    def last_hidden(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The trunk's last hidden state ``(B, H)`` at each row's last attended token (any padding layout)."""
+        hidden = self._trunk(input_ids, attention_mask)  # (B, S, H)
+        last = attention_mask.long().cumsum(-1).argmax(-1)  # index of the last 1 in each row
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
     @torch.no_grad()
     def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

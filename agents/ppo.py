@@ -51,6 +51,7 @@ class PPO(Trainer):
     config_class: ClassVar[type[TrainConfig]] = PPOConfig
     config: PPOConfig
     algo: ClassVar[str] = "ppo"
+    actor_critic: ClassVar[bool] = True
 
     @property
     def one_pass_update(self) -> bool:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from agents.checkpoint import CheckpointError, code_in, plain_data, read_checkpoint, write_checkpoint
 from agents.config import TrainConfig, merge_config
+from agents.critic import warm_start_value_head
 from agents.evaluation import evaluate_policy
 from agents.logger import MetricLogger, truncate_metrics
 from agents.losses import AdaptiveKLController, FixedKLController, group_diversity, kl_penalty, normalize_scores
@@ -84,6 +85,7 @@ class Trainer:
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     algo: ClassVar[str] = "base"
     needs_values: ClassVar[bool] = True
+    actor_critic: ClassVar[bool] = False  # the value head is a GAE critic (value_init='reward' may start it)
 
     def __init__(
         self,
@@ -116,6 +118,7 @@ class Trainer:
         check_textgen_spaces(self.envs.single_observation_space, self.envs.single_action_space)
         self._check_vocab()
         self._check_groups()
+        self._check_value_init()
         self.optimizer = self._build_optimizer()
         self.kl_controller = self._build_kl_controller()
         self.iteration, self.timesteps = 0, 0
@@ -126,6 +129,7 @@ class Trainer:
         self._progress: Any = None  # learn()'s progress bar while it runs
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (iteration, metrics) of learn()'s last eval
         self.loaded_from: Path | None = None  # the checkpoint file this trainer was loaded from (Trainer.load)
+        self.value_initialized = False  # whether learn() fitted the value head (value_init='reward')
 
     # -- construction -------------------------------------------------------------------------------------
 
@@ -237,13 +241,21 @@ class Trainer:
         if c.samples_per_prompt > 1 and not self.fast_path:
             raise ValueError("samples_per_prompt > 1 groups prompts through TextGenVectorEnv: use a textgym env id")
 
-    def collect_rollout(self, iteration: int) -> Rollout:
-        """One batch of episodes with the exploration settings of ``iteration``, seeded by it."""
-        sampling, generator = self.sampling_at(iteration), self._generator(iteration)
-        seed = self.config.seed * 7919 + iteration
+    def _check_value_init(self) -> None:
+        if self.config.value_init == "reward" and not self.actor_critic:
+            raise ValueError(
+                f"value_init='reward' starts an actor-critic's value head: {self.algo} has no critic (use a2c, ppo "
+                "or trpo)"
+            )
+
+    def collect_rollout(self, iteration: int, salt: int = 0) -> Rollout:
+        """One batch of episodes with the exploration settings of ``iteration``, seeded by it and ``salt`` (a
+        batch drawn outside the training iterations, such as the critic's warm start, uses its own salt)."""
+        sampling, generator = self.sampling_at(iteration), self._generator(iteration + salt)
+        seed = self.config.seed * 7919 + iteration + salt
         if self.fast_path:
             return collect(
-                self.envs, self.policy, sampling, generator, seed=seed, options=self.prompt_options(iteration)
+                self.envs, self.policy, sampling, generator, seed=seed, options=self.prompt_options(iteration + salt)
             )
         return collect_generic(self.envs, self.policy, sampling, self.envs.num_envs, generator, seed=seed)
 
@@ -366,6 +378,12 @@ class Trainer:
         try:
             logger = self._open_logger()
             logger.log_config(self.state_dict_config())
+            if self.iteration == 0 and self.config.value_init == "reward" and not self.value_initialized:
+                self.show_phase("critic init")
+                fit = warm_start_value_head(self, self.config.value_init_episodes)
+                self.timesteps += int(fit["critic_init/tokens"])  # the fit's episodes are samples of the budget too
+                logger.log(fit, self.timesteps, 0)
+                self.value_initialized = True
             while self.timesteps < total:
                 metrics = self.train_iteration()
                 bar.update(min(metrics["charts/tokens"], total - bar.n))

@@ -62,6 +62,7 @@ class TRPO(Trainer):
     config_class: ClassVar[type[TrainConfig]] = TRPOConfig
     config: TRPOConfig
     algo: ClassVar[str] = "trpo"
+    actor_critic: ClassVar[bool] = True
 
     @property
     def critic(self) -> torch.nn.Module:

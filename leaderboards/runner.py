@@ -10,8 +10,10 @@ import datetime as dt
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -93,8 +95,29 @@ def run_suite(
             device,
             str(threads),
         ]
-        subprocess.run(command, check=True)
+        run_child(command)
     return [result_path(r, results_dir) for r in runs]
+
+
+def run_child(command: list[str]) -> None:
+    """Run one run's process and wait for it. A SIGTERM to this process (``kill``, a job scheduler) ends the child
+    too, as Ctrl-C does: no run is left training behind a stopped suite; it resumes from its checkpoint next time.
+
+    Raises:
+        subprocess.CalledProcessError: the run failed.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        subprocess.run(command, check=True)
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        subprocess.run(command, check=True)  # kills the child when the wait is interrupted by the exit
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") -> dict[str, Any]:
@@ -192,14 +215,11 @@ def _offline_dataset(spec: RunSpec, episodes: int, run_dir: Path, device: str) -
         tensorboard=False,
         progress=False,
     )
-    partial = run_dir / "offline.partial.jsonl"
-    partial.unlink(missing_ok=True)
     try:
-        for iteration in range(-(-episodes // shell.config.batch_size)):
-            save_rollouts(shell.collect_rollout(iteration), partial, spec.env_id)
+        batches = [shell.collect_rollout(i) for i in range(-(-episodes // shell.config.batch_size))]
     finally:
         shell.close()
-    partial.replace(path)
+    save_rollouts(batches, path, spec.env_id)  # written once, atomically
     return path
 
 

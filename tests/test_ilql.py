@@ -21,8 +21,7 @@ def offline_data(tmp_path, episodes: int = 64, seed: int = 0):
     """A dataset of the synthetic env's own samples (tiny model, top 10), scored by its reward."""
     actor = make("reinforce", tmp_path / "actor", seed=seed)
     path = tmp_path / "data.jsonl"
-    for i in range(episodes // 16):
-        save_rollouts(actor.collect_rollout(i), path)
+    save_rollouts([actor.collect_rollout(i) for i in range(episodes // 16)], path)
     return path
 
 
@@ -61,9 +60,9 @@ def test_saved_rollouts_append_and_read_back(tmp_path):
     batch = actor.collect_rollout(0)
     path = tmp_path / "rollouts.jsonl"
     assert save_rollouts(batch, path, "TextGen-v0") == 16
-    save_rollouts(batch, path)
+    assert save_rollouts([batch, batch], path) == 32  # several batches in one write
     records = load_offline_data(path)
-    assert len(records) == 32 and [r.score for r in records[:16]] == pytest.approx(batch.scores.tolist())
+    assert len(records) == 48 and [r.score for r in records[:16]] == pytest.approx(batch.scores.tolist())
     assert records[0].prompt in batch.prompts and json.loads(path.read_text().splitlines()[0])["env_id"] == "TextGen-v0"
 
 

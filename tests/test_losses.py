@@ -402,3 +402,25 @@ def test_normalize_scores_rejects_bad_methods_and_groups() -> None:
         normalize_scores(torch.ones(4), "whiten")
     with pytest.raises(ValueError, match="group_size >= 2 dividing N; got 3 and N=4"):
         normalize_scores(torch.ones(4), "group", 3)
+
+
+@pytest.mark.parametrize("method", ["none", "batch", "group", "leave_one_out"])
+def test_normalization_affine_reproduces_normalize_scores(method: str) -> None:
+    """The affine form maps the scores themselves to exactly what normalize_scores gives (a constant group: 0)."""
+    from agents.losses import normalization_affine, normalize_scores
+
+    scores = torch.randn(12, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    scores[:4] = 0.5
+    shift, scale = normalization_affine(scores, method, 4)
+    torch.testing.assert_close((scores - shift) * scale, normalize_scores(scores, method, 4))
+    if method == "group":
+        assert torch.all(scale[:4] == 0)  # other values of that group (its prefixes) map to 0 too, not to 1e4 x them
+
+
+def test_normalization_affine_checks_like_normalize_scores() -> None:
+    from agents.losses import normalization_affine
+
+    with pytest.raises(ValueError, match="unknown score normalization 'whiten'"):
+        normalization_affine(torch.ones(4), "whiten")
+    with pytest.raises(ValueError, match="group_size >= 2 dividing N; got 3 and N=4"):
+        normalization_affine(torch.ones(4), "group", 3)

@@ -121,3 +121,32 @@ def test_leaderboard_defaults_to_the_working_folder_outside_a_source_checkout(tm
     monkeypatch.setattr(runner, "ROOT", tmp_path / "site-packages" / "leaderboards")
     monkeypatch.chdir(tmp_path)
     assert runner.default_folder() == tmp_path / "leaderboard"
+
+
+def test_stopping_the_suite_with_sigterm_stops_the_running_child(tmp_path) -> None:
+    """`kill` of a running suite must not leave its current run training in the background."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    parent = f"from leaderboards.runner import run_child; run_child([{sys.executable!r}, '-c', {child!r}])"
+    process = subprocess.Popen([sys.executable, "-c", parent])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child_pid = int(pid_file.read_text())
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child_pid, signal.SIGKILL)
+    raise AssertionError("the child kept running after its suite was stopped")

@@ -227,6 +227,27 @@ class TextGenVectorEnv(VectorEnv):
         ids = self._ops.host(self._ids[index, self.prompt_length :])
         return self.setup.decode_padded(ids, self._ops.host(self._tokens_written(index)))
 
+    def score_texts(self, completions: Sequence[str]) -> list[float]:
+        """Score one text per sub-env as the answer to its current prompt (with the episode's references and
+        extra columns), leaving the episodes as they are: e.g. an episode's prefixes, scored for a critic.
+
+        Example:
+            >>> import gymnasium as gym
+            >>> envs = gym.make_vec("TextGen-Reverse-v1", num_envs=1, vectorization_mode="vector_entry_point")
+            >>> _ = envs.reset(seed=0)
+            >>> envs.unwrapped.prompts[0].splitlines()[-1]
+            'Reverse: k j d o n ->'
+            >>> envs.unwrapped.score_texts([" n o d j k"]), envs.unwrapped.score_texts([" n o d"])
+            ([1.0], [0.6])
+        """
+        if not self._started:
+            raise RuntimeError("score_texts needs a running episode in every sub-env: call reset() first")
+        if len(completions) != self.num_envs:
+            raise ValueError(f"need one text per sub-env ({self.num_envs}), got {len(completions)}")
+        prompts, references = self._prompts.tolist(), self._references.tolist()
+        scores, _ = self.setup.score(prompts, list(completions), references, self._extras.tolist())
+        return scores
+
     def render(self) -> str | None:
         if self.render_mode != "ansi" or not self._started:
             return None
