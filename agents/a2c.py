@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from agents.config import TrainConfig, option, score_normalization_option
-from agents.losses import gae, masked_mean, masked_whiten, reinforce_loss, value_loss
+from agents.losses import gae, masked_mean, reinforce_loss, value_loss
 from agents.policy import TokenScores
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
@@ -45,13 +45,13 @@ class A2C(Trainer):
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.step_mask, c.gamma, c.gae_lambda)
         if c.normalize_advantage:
-            advantages = masked_whiten(advantages, batch.mask)
+            advantages = self.whiten_advantages(advantages, batch.mask)
         ev = forward if forward is not None else self.score_tokens(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
         v_loss = value_loss(ev.values, returns, batch.step_mask)
         entropy = masked_mean(ev.entropy, batch.mask)
         loss = policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy
-        grad_norm = self.optimizer_step(loss)
+        grad_norm = self.optimizer_step(loss, tokens=batch.mask.sum())
         return {
             "losses/policy": policy_loss.item(),
             "losses/value": v_loss.item(),

@@ -79,10 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, front = parse(list(sys.argv[1:] if argv is None else argv))
     trainer = trainer_class(front.algo)(config)
     try:
-        if front.resume and trainer.resume():
+        if front.resume and trainer.resume() and trainer.parallel.is_main:
             message = f"resuming {front.algo} from iteration {trainer.iteration} ({trainer.timesteps} tokens)"
             print(message, file=sys.stderr)
         trainer.learn()
+        if not trainer.parallel.is_main:  # data-parallel: rank 0 evaluates and reports
+            return 0
         result = trainer.final_evaluation() if trainer.fast_path else {}
     finally:
         trainer.close()

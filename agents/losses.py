@@ -69,7 +69,9 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     return (x * mask).sum(dim) / mask.sum(dim).clamp_min(_EPS)
 
 
-def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
+def masked_whiten(
+    x: Tensor, mask: Tensor, shift_mean: bool = True, total: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
     """Normalise ``x`` to unit variance (and zero mean) using only the masked entries.
 
     The variance is the biased (``unbiased=False``) masked variance; padding positions are set to 0.
@@ -78,6 +80,7 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
         x: Values, shape ``(B, T)`` (any shape works).
         mask: Float 0/1 mask of the same shape.
         shift_mean: If False the masked mean is added back after scaling.
+        total: Sums the statistics over a batch held in parts (one per process), e.g. an all-reduce.
 
     Returns:
         Whitened tensor of the same shape as ``x``.
@@ -85,8 +88,14 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
     >>> masked_whiten(torch.tensor([1.0, 3.0, 100.0]), torch.tensor([1.0, 1.0, 0.0]))
     tensor([-1.,  1.,  0.])
     """
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+    if total is not None:  # a batch spread over processes: its sums reduced by ``total`` (e.g. an all-reduce)
+        weights = mask.to(x.dtype)
+        sums = total(torch.stack([(x * weights).sum(), (x * x * weights).sum(), weights.sum()]))
+        mean = sums[0] / sums[2].clamp_min(1)
+        var = (sums[1] / sums[2].clamp_min(1) - mean**2).clamp_min(0)
+    else:
+        mean = masked_mean(x, mask)
+        var = masked_mean((x - mean) ** 2, mask)
     whitened = (x - mean) * torch.rsqrt(var + _EPS)
     if not shift_mean:
         whitened = whitened + mean
@@ -626,6 +635,7 @@ def trpo_step(
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
     fisher_product: Callable[[Tensor], Tensor] | None = None,
+    total: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """One TRPO update (Schulman et al. 2015): natural-gradient step with a KL-constrained line search.
 
@@ -640,6 +650,9 @@ def trpo_step(
         max_backtracks: Maximum number of line-search iterations.
         fisher_product: ``v -> F v`` for flat ``v`` (without damping); by default the Hessian-vector product
             of ``kl()`` by double backpropagation.
+        total: For a batch held in parts (one per process): sums each part's gradient, Fisher product and
+            surrogate and KL values over the parts (e.g. an all-reduce), each part's terms already weighted by its
+            share of the batch, so every part takes the same step, the whole batch's.
 
     Returns:
         Dict of floats ``"kl"``, ``"improvement"``, ``"step_fraction"`` (0 if rejected) and
@@ -650,10 +663,11 @@ def trpo_step(
     >>> out["accepted"]
     1.0
     """
+    total = total or (lambda t: t)
     old = flat_params(params)
     surr0 = surrogate()
-    g = flat_grad(surr0, params)  # (D,)
-    surr0_value = float(surr0.detach())
+    g = total(flat_grad(surr0, params))  # (D,)
+    surr0_value = float(total(surr0.detach().reshape(1)))
     if fisher_product is None:
         kl_grad = flat_grad(kl(), params, create_graph=True)  # (D,) graph kept for Fisher products
 
@@ -661,7 +675,7 @@ def trpo_step(
             return flat_grad(torch.dot(kl_grad, v), params, retain_graph=True)
 
     def fvp(v: Tensor) -> Tensor:
-        return fisher_product(v) + damping * v
+        return total(fisher_product(v)) + damping * v
 
     rejected = {"kl": 0.0, "improvement": 0.0, "step_fraction": 0.0, "accepted": 0.0}
     direction = conjugate_gradient(fvp, g, iters=cg_iters)
@@ -673,8 +687,8 @@ def trpo_step(
         fraction = backtrack_ratio**i
         set_flat_params(params, old + fraction * full_step)
         with torch.no_grad():
-            kl_value = float(kl())
-            improvement = float(surrogate()) - surr0_value
+            kl_value = float(total(kl().reshape(1)))
+            improvement = float(total(surrogate().reshape(1))) - surr0_value
         if kl_value <= max_kl and improvement > 0.0:
             return {"kl": kl_value, "improvement": improvement, "step_fraction": fraction, "accepted": 1.0}
     set_flat_params(params, old)

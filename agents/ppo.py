@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 
 from agents.config import TrainConfig, importance_correction_option, option, score_normalization_option
-from agents.losses import gae, masked_mean, masked_whiten, ppo_policy_loss, value_loss
+from agents.losses import gae, masked_mean, ppo_policy_loss, value_loss
 from agents.policy import TokenScores
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
@@ -61,7 +61,7 @@ class PPO(Trainer):
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.step_mask, c.gamma, c.gae_lambda)
-        advantages = masked_whiten(advantages, batch.mask)
+        advantages = self.whiten_advantages(advantages, batch.mask)
         generator = self._generator(10_000_000 + self.iteration)
         stats: dict[str, list[float]] = {"policy": [], "value": [], "entropy": [], "approx_kl": [], "clipfrac": []}
         epochs = 0
@@ -90,7 +90,8 @@ class PPO(Trainer):
         assert scored.values is not None  # PPO scores with its value head
         v_loss = value_loss(ev.values, returns[index], mb.step_mask, scored.values[index], c.clip_range_vf)
         entropy = masked_mean(ev.entropy, mb.mask)
-        self.optimizer_step(policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy)
+        loss = policy_loss + c.vf_coef * v_loss - self.entropy_coef_at(self.iteration) * entropy
+        self.optimizer_step(loss, tokens=mb.mask.sum())
         for key, value in (("policy", policy_loss), ("value", v_loss), ("entropy", entropy)):
             stats[key].append(value.item())
         stats["approx_kl"].append(info["approx_kl"])

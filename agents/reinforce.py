@@ -57,7 +57,7 @@ class Reinforce(Trainer):
         if self.config.baseline == "leave_one_out":
             return leave_one_out_baseline(returns, self.config.samples_per_prompt)[:, None]
         if self.config.baseline == "moving_average":
-            mean = float(returns.mean())
+            mean = self.global_mean(returns)
             previous = mean if self.moving_average is None else self.moving_average
             self.moving_average = self.config.baseline_decay * previous + (1 - self.config.baseline_decay) * mean
             return torch.full_like(returns, previous)[:, None]
@@ -72,7 +72,7 @@ class Reinforce(Trainer):
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
         entropy = masked_mean(ev.entropy, batch.mask)
         loss = policy_loss - self.entropy_coef_at(self.iteration) * entropy
-        grad_norm = self.optimizer_step(loss)
+        grad_norm = self.optimizer_step(loss, tokens=batch.mask.sum())
         return {
             "losses/policy": policy_loss.item(),
             "losses/entropy": entropy.item(),

@@ -30,9 +30,17 @@ from torch import Tensor
 from agents.checkpoint import CheckpointError, code_in, plain_data, read_checkpoint, write_checkpoint
 from agents.config import TrainConfig, merge_config
 from agents.critic import warm_start_value_head
+from agents.distributed import DATA_PARALLEL_ALGOS, DataParallel
 from agents.evaluation import evaluate_policy
 from agents.logger import MetricLogger, truncate_metrics
-from agents.losses import AdaptiveKLController, FixedKLController, group_diversity, kl_penalty, normalize_scores
+from agents.losses import (
+    AdaptiveKLController,
+    FixedKLController,
+    group_diversity,
+    kl_penalty,
+    masked_whiten,
+    normalize_scores,
+)
 from agents.policy import LMPolicy, TokenScores
 from agents.rollout import Rollout, check_textgen_spaces, collect, collect_generic
 from agents.run_dir import CHECKPOINT, RunDir, RunDirError
@@ -98,7 +106,9 @@ class Trainer:
         if not isinstance(config, self.config_class):
             raise ValueError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = merge_config(config, overrides)
-        self.device = resolve_device(self.config.device)
+        self.parallel = DataParallel.from_environment(resolve_device(self.config.device))
+        self.device = self._process_device(resolve_device(self.config.device))
+        self._check_parallel()
         self.schedules = {name: Schedule.parse(value) for name, value in self.config.schedules.items()}
         self.base_sampling = SamplingConfig(
             self.config.temperature,
@@ -133,6 +143,28 @@ class Trainer:
 
     # -- construction -------------------------------------------------------------------------------------
 
+    def _process_device(self, device: str) -> str:
+        """The device of this process: under data-parallel CUDA training, the GPU of its ``LOCAL_RANK``."""
+        if self.parallel.enabled and device == "cuda":
+            return f"cuda:{self.parallel.local_rank}"
+        return device
+
+    def _check_parallel(self) -> None:
+        """Data-parallel runs need an algorithm written for them and a batch that splits evenly over the ranks."""
+        if not self.parallel.enabled:
+            return
+        world, c = self.parallel.world_size, self.config
+        if self.algo not in DATA_PARALLEL_ALGOS:
+            raise ValueError(
+                f"{self.algo} does not train data-parallel yet ({world} processes): use one of {DATA_PARALLEL_ALGOS} "
+                "or a single process"
+            )
+        if c.batch_size % world or (c.batch_size // world) % c.samples_per_prompt:
+            raise ValueError(
+                f"batch_size {c.batch_size} must split into {world} processes of whole prompt groups "
+                f"(samples_per_prompt {c.samples_per_prompt})"
+            )
+
     @property
     def uses_reference(self) -> bool:
         return self.config.kl_coef > 0 or self.config.kl_target is not None
@@ -164,7 +196,10 @@ class Trainer:
         mode = "vector_entry_point" if spec.vector_entry_point in fast else "sync"
         if mode == "vector_entry_point":
             kwargs["device"] = self.device
-        return gym.make_vec(self.config.env_id, num_envs=self.config.batch_size, vectorization_mode=mode, **kwargs)
+        if self.parallel.enabled and mode != "vector_entry_point":
+            raise ValueError("data-parallel training needs a textgym env id (the fast vector env)")
+        num_envs = self.config.batch_size // self.parallel.world_size  # this process's share of the batch
+        return gym.make_vec(self.config.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
 
     def _check_vocab(self) -> None:
         actions = int(self.envs.single_action_space.n)
@@ -208,7 +243,8 @@ class Trainer:
         return schedule(iteration) if schedule is not None else self.config.entropy_coef
 
     def _generator(self, salt: int) -> torch.Generator:
-        return torch.Generator(self.device).manual_seed(self.config.seed * 1_000_003 + salt)
+        rank_salt = self.parallel.rank * 7_777_777  # each process samples with its own stream
+        return torch.Generator(self.device).manual_seed(self.config.seed * 1_000_003 + salt + rank_salt)
 
     def prompt_options(self, iteration: int) -> dict[str, Any]:
         """``reset`` options for the rollout of ``iteration``: with ``samples_per_prompt = k > 1``, groups of
@@ -217,8 +253,9 @@ class Trainer:
         if k == 1:
             return {}
         rng = np.random.default_rng([self.config.seed, iteration])
-        drawn = rng.integers(len(self.envs.setup.task.examples("train")), size=self.envs.num_envs // k)
-        return {"prompt_index": np.repeat(drawn, k).tolist()}
+        drawn = rng.integers(len(self.envs.setup.task.examples("train")), size=self.config.batch_size // k)
+        mine: np.ndarray = np.repeat(drawn, k)[self.parallel.rank * self.envs.num_envs :][: self.envs.num_envs]
+        return {"prompt_index": mine.tolist()}
 
     def _check_groups(self) -> None:
         """Prompt groups must tile the batch, and the group normalizations need groups of 2 or more."""
@@ -252,7 +289,8 @@ class Trainer:
         """One batch of episodes with the exploration settings of ``iteration``, seeded by it and ``salt`` (a
         batch drawn outside the training iterations, such as the critic's warm start, uses its own salt)."""
         sampling, generator = self.sampling_at(iteration), self._generator(iteration + salt)
-        seed = self.config.seed * 7919 + iteration + salt
+        # sub-env i of the global batch plays seed + i: this process's envs are rows rank * n .. rank * n + n - 1
+        seed = self.config.seed * 7919 + iteration + salt + self.parallel.rank * self.envs.num_envs
         if self.fast_path:
             return collect(
                 self.envs, self.policy, sampling, generator, seed=seed, options=self.prompt_options(iteration + salt)
@@ -282,7 +320,6 @@ class Trainer:
         the raw total). ``forward``: the batch's forward at the current parameters
         when there is one already (see :attr:`one_pass_update`).
         """
-        c = self.config
         ev = forward if forward is not None else self.score_tokens(batch)
         logprobs = ev.logprobs.detach()
         kl = torch.zeros_like(logprobs)
@@ -294,13 +331,27 @@ class Trainer:
         rewards = -self.kl_controller.value * kl
         steps = batch.step_mask
         last = (steps.sum(1).long() - 1).clamp(min=0)  # (B,) index of each episode's last token
-        task_scores = normalize_scores(self.shaped_scores(batch), c.score_normalization, c.samples_per_prompt)
+        task_scores = self.normalized_scores(self.shaped_scores(batch))
         if batch.token_rewards is not None:  # a dense reward: paid where the env paid it, the total normalised
             rewards = rewards + batch.token_rewards.to(rewards.dtype)
             task_scores = task_scores - batch.scores
         rewards[torch.arange(len(last), device=rewards.device), last] += task_scores
         values = None if ev.values is None else ev.values.detach() * steps
         return Scored(logprobs * batch.mask, values, kl, rewards * steps)
+
+    def normalized_scores(self, scores: Tensor) -> Tensor:
+        """``score_normalization`` of this process's episode scores, with the statistics of the global batch."""
+        c = self.config
+        everyone = self.parallel.gather(scores)
+        return self.parallel.local_slice(normalize_scores(everyone, c.score_normalization, c.samples_per_prompt))
+
+    def whiten_advantages(self, advantages: Tensor, mask: Tensor) -> Tensor:
+        """Advantages whitened over the global batch's tokens (:func:`agents.losses.masked_whiten`)."""
+        return masked_whiten(advantages, mask, total=self.parallel.sum if self.parallel.enabled else None)
+
+    def global_mean(self, values: Tensor) -> float:
+        """The mean over every process's ``values`` (each process holds as many)."""
+        return float(self.parallel.sum(values.float().mean().reshape(1))) / self.parallel.world_size
 
     def shaped_scores(self, batch: Rollout) -> Tensor:
         """The episodes' task scores plus the diversity bonus (``diversity_coef`` times
@@ -318,8 +369,12 @@ class Trainer:
         """
         raise NotImplementedError
 
-    def optimizer_step(self, loss: Tensor, what: str = "loss") -> float:
-        """Backward, clip, step. A non-finite loss stops training with a clear error (no step taken)."""
+    def optimizer_step(self, loss: Tensor, what: str = "loss", tokens: Tensor | None = None) -> float:
+        """Backward, clip, step. A non-finite loss stops training with a clear error (no step taken).
+
+        ``tokens``: what the loss averages over in this process (its masked tokens). Data-parallel, each process's
+        gradient counts in proportion to it, so the step is that of the global batch's mean; without it the
+        processes count equally."""
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{self.algo}: {what} is {loss.item()} at iteration {self.iteration}; training stopped before "
@@ -327,6 +382,8 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        share = self.parallel.share(tokens) if tokens is not None else 1.0 / self.parallel.world_size
+        self.parallel.combine_gradients(self.optimized_parameters(), share)
         norm = torch.nn.utils.clip_grad_norm_(self.optimized_parameters(), self.config.max_grad_norm)
         if not torch.isfinite(norm):
             raise FloatingPointError(
@@ -366,43 +423,54 @@ class Trainer:
         from tqdm.auto import tqdm
 
         total = total_timesteps if total_timesteps is not None else self.config.total_timesteps
-        self._start_run()
+        main = self.parallel.is_main  # data-parallel: only rank 0 writes (run folder, metrics, evaluations)
+        if main:
+            self._start_run()
         bar = tqdm(
             total=total,
             initial=min(self.timesteps, total),
             desc=f"{self.algo} {self.config.env_id}",
             unit="tok",
-            disable=not self.config.progress,
+            disable=not self.config.progress or not main,
         )
         self._progress = bar
         try:
-            logger = self._open_logger()
-            logger.log_config(self.state_dict_config())
+            logger = self._open_logger() if main else None
+            if logger is not None:
+                logger.log_config(self.state_dict_config())
             if self.iteration == 0 and self.config.value_init == "reward" and not self.value_initialized:
+                if self.parallel.enabled:
+                    raise ValueError("value_init='reward' runs in a single process only")
                 self.show_phase("critic init")
                 fit = warm_start_value_head(self, self.config.value_init_episodes)
                 self.timesteps += int(fit["critic_init/tokens"])  # the fit's episodes are samples of the budget too
-                logger.log(fit, self.timesteps, 0)
+                if logger is not None:
+                    logger.log(fit, self.timesteps, 0)
                 self.value_initialized = True
             while self.timesteps < total:
                 metrics = self.train_iteration()
                 bar.update(min(metrics["charts/tokens"], total - bar.n))
                 bar.set_postfix(progress_figures(metrics))
-                if self.config.eval_every and self.iteration % self.config.eval_every == 0:
+                if main and self.config.eval_every and self.iteration % self.config.eval_every == 0:
                     self.show_phase("eval")
                     metrics.update(self.evaluate())
                     self.last_evaluation = (self.iteration, metrics)
-                logger.log(metrics, self.timesteps, self.iteration)
-                if self.config.save_every and self.iteration % self.config.save_every == 0:
+                if logger is not None:
+                    logger.log(metrics, self.timesteps, self.iteration)
+                if main and self.config.save_every and self.iteration % self.config.save_every == 0:
                     self._save_run_checkpoint()
-                if callback is not None and callback(self, metrics) is False:
+                stop = callback is not None and callback(self, metrics) is False
+                if self.parallel.enabled:  # every process stops together when any callback asks
+                    stop = bool(self.parallel.sum(torch.tensor([float(stop)], device=self.device)) > 0)
+                if stop:
                     break
-            if self._saved_iteration != self.iteration:
+            if main and self._saved_iteration != self.iteration:
                 self._save_run_checkpoint()
         finally:
             self._progress = None
             bar.close()
-            self._end_run()
+            if main:
+                self._end_run()
         return self
 
     def show_phase(self, phase: str) -> None:
@@ -461,23 +529,26 @@ class Trainer:
         scored = self.score(batch, forward)
         stats = self.update(batch, scored, forward)
         del forward  # frees the forward's activations before the metrics
-        episode_kl = float(scored.kl.sum(1).mean())  # KL to the reference per episode, before the update
-        self.kl_controller.update(episode_kl, batch.num_tokens)
+        episode_kl = self.global_mean(scored.kl.sum(1))  # KL to the reference per episode, before the update
+        tokens = int(self.parallel.sum(batch.mask.sum().reshape(1)))  # generated by every process
+        self.kl_controller.update(episode_kl, tokens)
         self.iteration += 1
-        self.timesteps += batch.num_tokens
+        self.timesteps += tokens
         seconds = time.perf_counter() - start
-        return {
-            "charts/score_mean": float(batch.scores.mean()),
-            "charts/score_std": float(batch.scores.std()) if len(batch.scores) > 1 else 0.0,
+        scores = self.parallel.gather(batch.scores)
+        metrics = {
+            "charts/score_mean": float(scores.mean()),
+            "charts/score_std": float(scores.std()) if len(scores) > 1 else 0.0,
             "charts/kl": episode_kl,
             "charts/kl_coef": float(self.kl_controller.value),
-            "charts/episode_length": float(batch.mask.sum(1).mean()),
-            "charts/tokens": batch.num_tokens,
-            "charts/tokens_per_s": batch.num_tokens / seconds,
+            "charts/episode_length": self.global_mean(batch.mask.sum(1)),
+            "charts/tokens": tokens,
+            "charts/tokens_per_s": tokens / seconds,
             "charts/rollout_fraction": rollout_seconds / seconds,
             "charts/temperature": self.sampling_at(self.iteration - 1).temperature,
             **stats,
         }
+        return metrics
 
     def evaluate(self, num_episodes: int | None = None, scorers: Sequence[str] = ()) -> dict[str, Any]:
         """Held-out quality of the policy (:func:`agents.evaluation.evaluate_policy`): task reward, KL and perplexity
@@ -686,6 +757,18 @@ class Trainer:
         """
         if self.config.overwrite:
             raise ValueError("resume and overwrite exclude each other: drop one of them")
+        if not self.parallel.is_main:  # data-parallel: load what rank 0 resumed from, once it has chosen
+            self.parallel.barrier()
+            found = self.run.latest_checkpoint()
+            if found is not None:
+                self.load_state(_check_state(*found))
+            return found is not None
+        try:
+            return self._resume_run()
+        finally:
+            self.parallel.barrier()
+
+    def _resume_run(self) -> bool:
         self.run.acquire()
         try:
             found = self.run.latest_checkpoint()

@@ -30,7 +30,7 @@ from torch.func import functional_call, jvp, vjp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from agents.config import TrainConfig, importance_correction_option, option, score_normalization_option
-from agents.losses import gae, masked_mean, masked_whiten, trpo_step, value_loss
+from agents.losses import gae, masked_mean, trpo_step, value_loss
 from agents.policy import LMPolicy, TokenScores, position_ids
 from agents.rollout import Rollout
 from agents.sampling import learning_logprobs
@@ -76,7 +76,7 @@ class TRPO(Trainer):
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         c = self.config
         advantages, returns = gae(scored.rewards, scored.values, batch.step_mask, c.gamma, c.gae_lambda)
-        advantages = masked_whiten(advantages, batch.mask)
+        advantages = self.whiten_advantages(advantages, batch.mask)
         args = (batch.input_ids, batch.attention_mask, batch.num_generated, c.temperature)
         entropy_coef = self.entropy_coef_at(self.iteration)
 
@@ -91,15 +91,19 @@ class TRPO(Trainer):
             return line_search.pop("ev")
 
         old = batch.ratio_logprobs(scored.logprobs, c.importance_correction)
+        share = self.parallel.share(batch.mask.sum())  # this process's part of the global token means (1 alone)
 
         def surrogate() -> torch.Tensor:
             ev = scores_now()
             ratio = torch.exp(ev.logprobs - old)
-            return masked_mean(ratio * advantages, batch.mask) + entropy_coef * masked_mean(ev.entropy, batch.mask)
+            objective = masked_mean(ratio * advantages, batch.mask) + entropy_coef * masked_mean(ev.entropy, batch.mask)
+            return share * objective
 
         def kl() -> torch.Tensor:
             log_ratio = scored.logprobs - scores_now().logprobs  # log(pi_old / pi_new)
-            return masked_mean(torch.expm1(-log_ratio) + log_ratio, batch.mask)  # (r - 1) - log r
+            return share * masked_mean(torch.expm1(-log_ratio) + log_ratio, batch.mask)  # (r - 1) - log r
+
+        fisher = sampled_fisher_product(self.policy, batch, c.temperature)
 
         with sdpa_kernel(SDPBackend.MATH):  # forward-mode AD through attention needs the math kernel
             step = trpo_step(
@@ -111,7 +115,8 @@ class TRPO(Trainer):
                 damping=c.cg_damping,
                 backtrack_ratio=c.backtrack_ratio,
                 max_backtracks=c.line_search_steps,
-                fisher_product=sampled_fisher_product(self.policy, batch, c.temperature),
+                fisher_product=lambda v: share * fisher(v),
+                total=self.parallel.sum if self.parallel.enabled else None,
             )
         if step["accepted"] == 0.0 and not all(torch.isfinite(p).all() for p in self.policy.policy_parameters()):
             raise FloatingPointError(f"trpo: non-finite parameters at iteration {self.iteration}")
@@ -129,7 +134,7 @@ class TRPO(Trainer):
             hidden = self.policy._trunk(batch.input_ids, batch.attention_mask)[:, -batch.num_generated - 1 : -1]
         values = self.critic(hidden.float()).squeeze(-1)
         loss = value_loss(values, returns, batch.step_mask)
-        self.optimizer_step(loss, "value loss")
+        self.optimizer_step(loss, "value loss", tokens=batch.step_mask.sum())
         return loss.item()
 
 

@@ -68,10 +68,14 @@ def run_suite(
     only: str | None = None,
     threads: int = 0,
     force: bool = False,
+    ray: str | None = None,
+    retries: int = 2,
 ) -> list[Path]:
     """Run every pending run of suite ``name`` (or just ``only``), one subprocess each; returns the result files.
 
-    ``force``: run them again from scratch (their results and run folders are deleted first).
+    ``force``: run them again from scratch (their results and run folders are deleted first). ``ray``: schedule
+    the runs as Ray tasks instead of one after another (``"local"`` or a cluster address; see
+    :mod:`leaderboards.ray_runner`), each retried ``retries`` times.
     """
     from tqdm.auto import tqdm
 
@@ -81,22 +85,39 @@ def run_suite(
     pending = runs if force else [r for r in runs if not is_done(r, results_dir)]
     pending.sort(key=lambda r: r.agent == SB3_PPO)  # the slowest rows (SB3 calls the LM once per token) go last
     print(f"suite {name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run", file=sys.stderr)
+    if ray is not None:
+        from leaderboards.ray_runner import run_on_ray
+
+        for spec in pending if force else ():
+            _clear(spec, results_dir)
+        arguments = {spec.run_id: run_arguments(spec, results_dir, device, threads) for spec in pending}
+        gpus = 1 if device.startswith("cuda") else 0
+        run_on_ray(arguments, ray, cpus_per_run=max(threads, 1), gpus_per_run=gpus, retries=retries, cwd=ROOT.parent)
+        return [result_path(r, results_dir) for r in runs]
     for spec in tqdm(pending, desc=f"leaderboard {name}", unit="run"):
         if force:  # from scratch: this run's old result and checkpoints go just before it runs again
-            result_path(spec, results_dir).unlink(missing_ok=True)
-            shutil.rmtree(results_dir / spec.suite / "runs" / spec.run_id, ignore_errors=True)
-        command = [
-            sys.executable,
-            "-m",
-            "leaderboards.runner",
-            name,
-            spec.run_id,
-            str(results_dir),
-            device,
-            str(threads),
-        ]
-        run_child(command)
+            _clear(spec, results_dir)
+        run_child([sys.executable, *run_arguments(spec, results_dir, device, threads)])
     return [result_path(r, results_dir) for r in runs]
+
+
+def run_arguments(spec: RunSpec, results_dir: Path, device: str, threads: int) -> list[str]:
+    """The arguments after ``python`` of the process that runs ``spec`` (:func:`run_one`) and writes its result."""
+    return [
+        "-m",
+        "leaderboards.runner",
+        spec.suite,
+        spec.run_id,
+        str(Path(results_dir).resolve()),
+        device,
+        str(threads),
+    ]
+
+
+def _clear(spec: RunSpec, results_dir: Path) -> None:
+    """Delete a run's result and run folder (``force``)."""
+    result_path(spec, results_dir).unlink(missing_ok=True)
+    shutil.rmtree(results_dir / spec.suite / "runs" / spec.run_id, ignore_errors=True)
 
 
 def run_child(command: list[str]) -> None:

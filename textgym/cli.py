@@ -121,7 +121,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results else runner.default_folder() / "results"
     page = Path(args.page) if args.page else runner.default_folder() / "README.md"
     if args.action == "run":
-        runner.run_suite(args.suite, results, args.device, args.only, args.threads, force=args.force)
+        runner.run_suite(args.suite, results, args.device, args.only, args.threads, args.force, args.ray, args.retries)
         render(results, page)
         print(f"results in {results}; tables in {page}")
     elif args.action == "render":
@@ -203,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--page", "--out", default=None, help=f"the page to write, plots beside it (default: README.md in {where})"
     )
     board.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0 = torch's default)")
+    board.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run: schedule the runs as Ray tasks, on a local cluster or the one at ADDRESS (pip install ray)",
+    )
+    board.add_argument("--retries", type=int, default=2, help="run --ray: retries of a failed or killed run")
     return parser
 
 
