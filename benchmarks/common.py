@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,16 +24,22 @@ def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> flo
 
 
 def interleaved_times(
-    fns: list[Callable[[], Any]], repeats: int = 3, setups: list[Callable[[], Any]] | None = None
+    fns: list[Callable[[], Any]],
+    repeats: int = 3,
+    setups: list[Callable[[], Any]] | None = None,
+    label: str = "",
 ) -> list[float]:
     """Median seconds of each of ``fns``, run in turn ``repeats`` times.
 
     Alternating the contenders makes a drift in machine load hit them alike, so their ratio holds; each timed
     run follows an untimed run of the same function, so none is timed on caches the other one left cold.
-    ``setups[i]()`` runs untimed before every run of ``fns[i]``.
+    ``setups[i]()`` runs untimed before every run of ``fns[i]``. With a ``label``, each round is reported on
+    stderr as it starts.
     """
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
+    for round_ in range(repeats):
+        if label:
+            print(f"  {label}: round {round_ + 1}/{repeats}", file=sys.stderr, flush=True)
         for i, fn in enumerate(fns):
             for timed in (False, True):
                 if setups is not None:
