@@ -259,3 +259,17 @@ def test_results_of_two_suites_are_never_pooled(tmp_path):
     full["suite"] = "full"
     assert set(group([quick, full])) == {"quick/TextGen-Sentiment-v0", "full/TextGen-Sentiment-v0"}
     assert set(group([quick])) == {"TextGen-Sentiment-v0"}
+
+
+def test_the_cli_renders_another_results_folder_into_that_folder_not_the_projects_board(tmp_path) -> None:
+    """A sweep's results (--results elsewhere) must never overwrite leaderboards/README.md."""
+    from leaderboards import runner
+    from leaderboards.schema import result_file
+    from textgym.cli import main
+
+    board = runner.default_folder() / "README.md"
+    before = board.read_bytes() if board.exists() else None
+    write_result(copy.deepcopy(example_result()), result_file(tmp_path, "quick", example_result()["run_id"]))
+    assert main(["leaderboard", "render", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "README.md").exists()
+    assert (board.read_bytes() if board.exists() else None) == before

@@ -119,7 +119,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from leaderboards.schema import load_result, result_file, write_result
 
     results = Path(args.results) if args.results else runner.default_folder() / "results"
-    page = Path(args.page) if args.page else runner.default_folder() / "README.md"
+    # another results folder gets its own page (inside it) unless --page says where: never the project's board
+    page = (
+        Path(args.page)
+        if args.page
+        else (results / "README.md" if args.results else runner.default_folder() / "README.md")
+    )
     if args.action == "run":
         runner.run_suite(args.suite, results, args.device, args.only, args.threads, args.force, args.ray, args.retries)
         render(results, page)
@@ -200,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     where = "leaderboards/ in a source checkout, else ./leaderboard/"
     board.add_argument("--results", default=None, help=f"results folder (default: results/ in {where})")
     board.add_argument(
-        "--page", "--out", default=None, help=f"the page to write, plots beside it (default: README.md in {where})"
+        "--page",
+        "--out",
+        default=None,
+        help=f"the page to write, plots beside it (default: README.md in {where}; with --results, README.md in it)",
     )
     board.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0 = torch's default)")
     board.add_argument(
