@@ -2,8 +2,9 @@
 
 The advantage of token ``t`` is its reward-to-go ``G_t`` (terminal score plus the KL penalties still to
 come) minus a baseline ``b``; the loss is ``-mean(log pi(a_t|s_t) * (G_t - b))`` minus the entropy bonus.
-With ``baseline="leave_one_out"`` each prompt is sampled ``samples_per_prompt`` times and ``b`` is the mean
-return of the other samples of the same prompt (RLOO).
+With ``baseline="leave_one_out"`` each prompt is sampled ``samples_per_prompt`` times and ``b_t`` is the mean
+reward-to-go at step ``t`` of the other samples of the same prompt (RLOO, per step: with per-token rewards or a
+discount the rewards-to-go of later steps are smaller than the episode's return).
 
 Example:
     >>> agent = Reinforce(model="tiny", env_id="TextGen-Reverse-v0", batch_size=4, kl_coef=0.0,
@@ -53,21 +54,25 @@ class Reinforce(Trainer):
         self.moving_average: float | None = None
 
     def baseline(self, returns: torch.Tensor) -> torch.Tensor:
-        """``(B, 1)`` baseline for episode returns ``(B,)``."""
+        """The baseline of rewards-to-go ``(B, T)``: per step for leave-one-out (the other samples' ``G_t``, so
+        a reward paid early or a discount does not bias the later steps' advantages), else one value per episode
+        from the episode returns ``G_0`` (``(B, 1)``)."""
         if self.config.baseline == "leave_one_out":
-            return leave_one_out_baseline(returns, self.config.samples_per_prompt)[:, None]
+            group = self.config.samples_per_prompt
+            return torch.stack([leave_one_out_baseline(column, group) for column in returns.unbind(1)], 1)
+        episode = returns[:, 0]
         if self.config.baseline == "moving_average":
-            mean = self.global_mean(returns)
+            mean = self.global_mean(episode)
             previous = mean if self.moving_average is None else self.moving_average
             self.moving_average = self.config.baseline_decay * previous + (1 - self.config.baseline_decay) * mean
-            return torch.full_like(returns, previous)[:, None]
-        return torch.zeros_like(returns)[:, None]
+            return torch.full_like(episode, previous)[:, None]
+        return torch.zeros_like(episode)[:, None]
 
     one_pass_update: ClassVar[bool] = True  # one gradient step per batch: scoring and update share the forward
 
     def update(self, batch: Rollout, scored: Scored, forward: TokenScores | None = None) -> dict[str, float]:
         returns = discounted_returns(scored.rewards, batch.step_mask, self.config.gamma)  # (B, T)
-        advantages = (returns - self.baseline(returns[:, 0])) * batch.mask
+        advantages = (returns - self.baseline(returns)) * batch.mask
         ev = forward if forward is not None else self.score_tokens(batch)
         policy_loss = reinforce_loss(ev.logprobs, advantages, batch.mask)
         entropy = masked_mean(ev.entropy, batch.mask)

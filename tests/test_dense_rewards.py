@@ -153,3 +153,22 @@ def test_prefix_shaping_turns_any_reward_into_a_dense_one_scoring_each_prefix_on
     tokens = tokenizer(" a cat ate", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     rewards, _ = play(env, tokens)
     assert rewards[1] == 1.0 and sum(rewards) == pytest.approx(4.0)  # " a" is paid once the next token is written
+
+
+def test_reinforce_leave_one_out_baseline_is_per_step(tmp_path):
+    """With rewards paid along the episode (or a discount), later steps' rewards-to-go are smaller than the episode
+    return: each step's baseline is the other samples' reward-to-go at that same step."""
+    agent = make_trainer(
+        "reinforce",
+        model="tiny",
+        env_id="TextGen-v0",
+        env_kwargs={"prompts": PROMPTS, "reward": LengthPenalty(target=2), "max_new_tokens": 4},
+        batch_size=4,
+        samples_per_prompt=2,
+        progress=False,
+        tensorboard=False,
+        run_dir=str(tmp_path),
+    )
+    returns = torch.tensor([[3.0, 2.0, 1.0], [5.0, 1.0, 0.0], [1.0, 1.0, 1.0], [7.0, 3.0, 2.0]])
+    expected = [[returns[i ^ 1, t].item() for t in range(3)] for i in range(4)]  # the other sample of the pair
+    assert agent.baseline(returns).tolist() == expected
