@@ -143,6 +143,7 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") -> dict[str, Any]:
     """Train (unless zero-shot) under the budget, evaluate on the held-out split, and write the result."""
+    commit = _git_commit()  # the code this process runs (HEAD may move while it trains)
     torch.manual_seed(spec.seed)
     zero_shot = spec.agent == ZERO_SHOT
     config = spec.trainer_config
@@ -184,7 +185,7 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
     elif spec.agent != SB3_PPO:
         curve = _curve(Path(trainer.config.run_dir), offset=warm_start)
     trainer.timesteps += warm_start
-    result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device)
+    result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device, commit)
     if spec.agent == SFT_PPO:
         result["budget"]["init"] = f"sft:{warm_start}"
     write_result(result, result_path(spec, results_dir))
@@ -298,7 +299,7 @@ def _curve(run_dir: Path, offset: int = 0) -> list[list[float]]:
     ]
 
 
-def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) -> dict[str, Any]:
+def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device, commit: str) -> dict[str, Any]:
     import transformers
 
     tokens = trainer.timesteps
@@ -315,7 +316,7 @@ def _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device) 
         "model": str(spec.config.get("model", "default")),
         "seed": spec.seed,
         "budget": {"generated_tokens": spec.budget_tokens, "eval_episodes": int(trainer.config.eval_episodes)},
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "hardware": {
             "device": torch.cuda.get_device_name(0) if trainer.device.startswith("cuda") else "cpu",
             "threads": torch.get_num_threads(),
