@@ -83,14 +83,6 @@ class DataParallel:
         dist.all_reduce(out)
         return out
 
-    def differentiable_sum(self, tensor: Tensor) -> Tensor:
-        """The sum over ranks, with gradients flowing back to every rank's own term."""
-        if not self.enabled:
-            return tensor
-        from torch.distributed.nn.functional import all_reduce
-
-        return all_reduce(tensor)
-
     def gather(self, tensor: Tensor) -> Tensor:
         """Every rank's ``tensor`` (the same shape on each) concatenated along dim 0, in rank order."""
         if not self.enabled:
@@ -108,8 +100,8 @@ class DataParallel:
 
     def share(self, count: Tensor | float) -> float:
         """This rank's fraction of a count summed over ranks (e.g. the tokens a loss averages over)."""
-        local = torch.as_tensor(count, dtype=torch.float64)
-        total = float(self.sum(local.reshape(1).to(self.device_of(local)))) if self.enabled else float(local)
+        local = torch.as_tensor(count, dtype=torch.float64).reshape(1)
+        total = float(self.sum(local))
         return float(local) / total if total > 0 else 1.0 / self.world_size
 
     def combine_gradients(self, parameters: Iterable[torch.nn.Parameter], share: float) -> None:
@@ -133,8 +125,3 @@ class DataParallel:
             import torch.distributed as dist
 
             dist.barrier()
-
-    @staticmethod
-    def device_of(tensor: Tensor) -> torch.device:
-        """Where a collective on this tensor runs: gloo reduces CPU tensors, nccl CUDA ones."""
-        return tensor.device

@@ -106,8 +106,9 @@ class Trainer:
         if not isinstance(config, self.config_class):
             raise ValueError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = merge_config(config, overrides)
-        self.parallel = DataParallel.from_environment(resolve_device(self.config.device))
-        self.device = self._process_device(resolve_device(self.config.device))
+        device = resolve_device(self.config.device)
+        self.parallel = DataParallel.from_environment(device)
+        self.device = self._process_device(device)
         self._check_parallel()
         self.schedules = {name: Schedule.parse(value) for name, value in self.config.schedules.items()}
         self.base_sampling = SamplingConfig(
@@ -279,11 +280,15 @@ class Trainer:
             raise ValueError("samples_per_prompt > 1 groups prompts through TextGenVectorEnv: use a textgym env id")
 
     def _check_value_init(self) -> None:
-        if self.config.value_init == "reward" and not self.actor_critic:
+        if self.config.value_init != "reward":
+            return
+        if not self.actor_critic:
             raise ValueError(
                 f"value_init='reward' starts an actor-critic's value head: {self.algo} has no critic (use a2c, ppo "
                 "or trpo)"
             )
+        if self.parallel.enabled:
+            raise ValueError("value_init='reward' runs in a single process only")
 
     def collect_rollout(self, iteration: int, salt: int = 0) -> Rollout:
         """One batch of episodes with the exploration settings of ``iteration``, seeded by it and ``salt`` (a
@@ -439,8 +444,6 @@ class Trainer:
             if logger is not None:
                 logger.log_config(self.state_dict_config())
             if self.iteration == 0 and self.config.value_init == "reward" and not self.value_initialized:
-                if self.parallel.enabled:
-                    raise ValueError("value_init='reward' runs in a single process only")
                 self.show_phase("critic init")
                 fit = warm_start_value_head(self, self.config.value_init_episodes)
                 self.timesteps += int(fit["critic_init/tokens"])  # the fit's episodes are samples of the budget too
@@ -536,7 +539,7 @@ class Trainer:
         self.timesteps += tokens
         seconds = time.perf_counter() - start
         scores = self.parallel.gather(batch.scores)
-        metrics = {
+        return {
             "charts/score_mean": float(scores.mean()),
             "charts/score_std": float(scores.std()) if len(scores) > 1 else 0.0,
             "charts/kl": episode_kl,
@@ -548,7 +551,6 @@ class Trainer:
             "charts/temperature": self.sampling_at(self.iteration - 1).temperature,
             **stats,
         }
-        return metrics
 
     def evaluate(self, num_episodes: int | None = None, scorers: Sequence[str] = ()) -> dict[str, Any]:
         """Held-out quality of the policy (:func:`agents.evaluation.evaluate_policy`): task reward, KL and perplexity

@@ -49,13 +49,14 @@ def time_case(case: str, num_envs: int, steps: int, env_id: str, device: str, re
     """Seconds per run of ``steps`` steps of each env, and the vector env's speed-up, for one of :data:`CASES`."""
     kwargs = {"reward": free_reward}
 
-    def build() -> tuple[Any, Any]:
-        vector = gym.make_vec(
-            env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", device=device, **kwargs
-        )
-        return vector, gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **kwargs)
+    def build(kind: str) -> Any:
+        if kind == "vector":
+            return gym.make_vec(
+                env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", device=device, **kwargs
+            )
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **kwargs)
 
-    envs = dict(zip(("vector", "sync"), build(), strict=True))
+    envs = {kind: build(kind) for kind in ("vector", "sync")}
     eos = envs["vector"].unwrapped.setup.eos_token_id
     actions = step_actions(num_envs, steps, eos, 0.0 if case == "budget" else 0.05)
     torch_actions = torch.as_tensor(actions, device=device)
@@ -70,8 +71,8 @@ def time_case(case: str, num_envs: int, steps: int, env_id: str, device: str, re
 
     def setup(kind: str) -> Callable[[], None]:
         def reset() -> None:
-            if case == "cold_start":  # new envs: their prompt caches start empty
-                envs["vector"], envs["sync"] = build()
+            if case == "cold_start":  # a new env: its prompt cache starts empty
+                envs[kind] = build(kind)
             envs[kind].reset(seed=0)
 
         return reset

@@ -88,8 +88,9 @@ def run_suite(
     if ray is not None:
         from leaderboards.ray_runner import run_on_ray
 
-        for spec in pending if force else ():
-            _clear(spec, results_dir)
+        if force:  # from scratch: every pending run's old result and checkpoints go before any starts
+            for spec in pending:
+                _clear(spec, results_dir)
         arguments = {spec.run_id: run_arguments(spec, results_dir, device, threads) for spec in pending}
         gpus = 1 if device.startswith("cuda") else 0
         run_on_ray(arguments, ray, cpus_per_run=max(threads, 1), gpus_per_run=gpus, retries=retries, cwd=ROOT.parent)
