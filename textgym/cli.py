@@ -1,4 +1,5 @@
-"""The ``textgym`` command: ``envs``, ``rollout``, ``train``, ``eval``, ``export``, ``leaderboard``.
+"""The ``textgym`` command: ``envs``, ``rollout``, ``train``, ``eval``, ``export``, ``leaderboard``, ``label``,
+``reward``.
 
 Example:
     $ textgym envs
@@ -9,6 +10,8 @@ Example:
     $ textgym eval --checkpoint runs/textgym
     $ textgym export runs/textgym exported/ppo-sentiment
     $ textgym leaderboard run --suite quick
+    $ textgym label --env TextGen-Sentiment-v0 --n 50 --out prefs.jsonl
+    $ textgym reward train --data prefs.jsonl --out rm.pt
 """
 
 from __future__ import annotations
@@ -144,6 +147,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label(args: argparse.Namespace) -> int:
+    from textgym.feedback.command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textgym",
@@ -193,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--device", default="cpu", help="where to load the policy (default: cpu)")
     export.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     export.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload it to this hub repo")
+    from textgym.feedback.command import add_arguments
+
+    label = sub.add_parser(
+        "label",
+        help="label completions in a local web app (pairs or ratings) for a reward model; serves on 127.0.0.1",
+        description="Serve the labelling web app on this machine only (--host 127.0.0.1 unless you say otherwise).",
+    )
+    add_arguments(label)
+    sub.add_parser(
+        "reward", help="train or evaluate a reward model on judgements (see `textgym reward --help`)", add_help=False
+    )
     board = sub.add_parser("leaderboard", help="run, render or submit leaderboard results")
     board.add_argument("action", choices=["run", "render", "submit"])
     board.add_argument("file", nargs="?", help="result JSON to validate and add (submit)")
@@ -230,11 +250,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     handlers = {"envs": _envs, "rollout": _rollout, "eval": _eval, "export": _export, "leaderboard": _leaderboard}
+    handlers |= {"label": _label}
     try:
         if command == "train":  # its flags depend on --algo: parsed by agents.cli
             from agents.cli import main as train_main
 
             return train_main(argv[1:])
+        if command == "reward":  # the reward-model trainer's own commands
+            from textgym.rewards.preference import main as reward_main
+
+            return reward_main(argv[1:], prog="textgym reward")
         args = build_parser().parse_args(argv)
         return handlers[args.command](args)
     except (ValueError, OSError, ModuleNotFoundError, FloatingPointError, GymnasiumError) as err:  # ConnectionError too

