@@ -7,6 +7,7 @@ each result is written atomically. Results go to ``leaderboards/results/<suite>/
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import resource
 import shutil
@@ -155,8 +156,9 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
     run_dir = results_dir / spec.suite / "runs" / spec.run_id
     start = time.perf_counter()
     rl_budget, warm_start = spec.budget_tokens, 0
+    earlier = 0.0  # training seconds of iterations that earlier, interrupted sittings ran (see _seconds_before)
     if spec.agent == SFT_PPO:
-        warm_start = _sft_warm_start(spec, spec.config["sft_learning_rate"], run_dir / "sft", device)
+        warm_start, earlier = _sft_warm_start(spec, spec.config["sft_learning_rate"], run_dir / "sft", device)
         rl_budget -= warm_start
         config["init_checkpoint"] = str(run_dir / "sft")
     if spec.agent == ILQL:
@@ -178,15 +180,17 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
         curve = _learn_sb3(sb3_agent, spec, trainer)
     elif not zero_shot:
         trainer.resume()
+        earlier += _seconds_before(Path(trainer.config.run_dir), trainer.iteration)
         trainer.learn(total_timesteps=rl_budget)
-    train_seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start + earlier
     quality = trainer.evaluate(scorers=spec.scorers)
     if zero_shot or spec.agent in (SFT, ILQL):  # no sampled training batches: the held-out score is the one point
         curve = [[trainer.timesteps, quality["eval/score_mean"]]]
     elif spec.agent != SB3_PPO:
         curve = _curve(Path(trainer.config.run_dir), offset=warm_start)
     trainer.timesteps += warm_start
-    result = _result(spec, trainer, quality, curve, train_seconds, time.perf_counter() - start, device, commit)
+    wall_seconds = time.perf_counter() - start + earlier
+    result = _result(spec, trainer, quality, curve, train_seconds, wall_seconds, device, commit)
     if spec.agent == SFT_PPO:
         result["budget"]["init"] = f"sft:{warm_start}"
     write_result(result, result_path(spec, results_dir))
@@ -194,9 +198,10 @@ def run_one(spec: RunSpec, results_dir: Path = RESULTS, device: str = "auto") ->
     return result
 
 
-def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: str) -> int:
+def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: str) -> tuple[int, float]:
     """Half of ``spec``'s budget of supervised training on the task's demonstrations (resumed if interrupted);
-    returns the tokens it trained on. Its trainer is closed (model freed, run folder unlocked) before PPO starts."""
+    returns the tokens it trained on and the training seconds of earlier sittings (:func:`_seconds_before`). Its
+    trainer is closed (model freed, run folder unlocked) before PPO starts."""
     common = {k: v for k, v in spec.config.items() if k in COMMON_KEYS}
     sft = trainer_class(SFT)(
         **{**common, "learning_rate": learning_rate, "kl_coef": 0.0},
@@ -211,11 +216,31 @@ def _sft_warm_start(spec: RunSpec, learning_rate: float, run_dir: Path, device: 
     )
     try:
         sft.resume()
+        earlier = _seconds_before(run_dir, sft.iteration)
         if sft.timesteps < spec.budget_tokens // 2:
             sft.learn(total_timesteps=spec.budget_tokens // 2)
-        return sft.timesteps
+        return sft.timesteps, earlier
     finally:
         sft.close()
+
+
+def _seconds_before(run_dir: Path, iteration: int) -> float:
+    """Training seconds of the iterations up to ``iteration`` in a run folder's ``metrics.jsonl`` (each row's
+    ``charts/tokens / charts/tokens_per_s``; the last row of an iteration logged twice). A run resumed from its
+    checkpoint at ``iteration`` adds them to its own sitting's time, so its cost is that of the whole run."""
+    path = run_dir / "metrics.jsonl"
+    if iteration <= 0 or not path.exists():
+        return 0.0
+    seconds: dict[int, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line torn by the interruption
+            continue
+        rate = row.get("charts/tokens_per_s")
+        if isinstance(row.get("iteration"), int) and row["iteration"] <= iteration and rate:
+            seconds[row["iteration"]] = row.get("charts/tokens", 0) / rate
+    return sum(seconds.values())
 
 
 def _offline_dataset(spec: RunSpec, episodes: int, run_dir: Path, device: str) -> Path:

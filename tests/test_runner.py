@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from leaderboards.runner import is_done, result_path, run_one
@@ -150,3 +152,19 @@ def test_stopping_the_suite_with_sigterm_stops_the_running_child(tmp_path) -> No
         time.sleep(0.1)
     os.kill(child_pid, signal.SIGKILL)
     raise AssertionError("the child kept running after its suite was stopped")
+
+
+def test_a_resumed_run_counts_the_training_time_of_earlier_sittings(tmp_path):
+    """The cost of a run resumed at iteration 2 includes iterations 1 and 2 of the killed sitting (each logged
+    iteration's tokens / tokens_per_s), the re-logged iteration counted once, later ones and torn lines not."""
+    from leaderboards.runner import _seconds_before
+
+    rows = [
+        {"iteration": 1, "charts/tokens": 100, "charts/tokens_per_s": 10.0},
+        {"iteration": 2, "charts/tokens": 100, "charts/tokens_per_s": 20.0},
+        {"iteration": 2, "charts/tokens": 100, "charts/tokens_per_s": 25.0},  # logged again after a resume
+        {"iteration": 3, "charts/tokens": 100, "charts/tokens_per_s": 5.0},  # after the checkpoint: redone
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"iteration": 4, "ch')
+    assert _seconds_before(tmp_path, 2) == pytest.approx(10.0 + 4.0)
+    assert _seconds_before(tmp_path, 0) == 0.0 and _seconds_before(tmp_path / "none", 3) == 0.0
