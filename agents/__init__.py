@@ -1,11 +1,12 @@
-"""agents: LM policies with REINFORCE, A2C, PPO, TRPO, DQN, offline ILQL and an SFT warm start, for textgym envs.
+"""agents: LM policies with REINFORCE, A2C, PPO, TRPO, DQN, offline ILQL and DPO, and an SFT warm start, for
+textgym envs.
 
 Example:
     >>> from agents import make_trainer
     >>> make_trainer("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown algo 'nope': expected one of ['a2c', 'dqn', 'ilql', 'ppo', 'reinforce', 'sft', 'trpo']
+    ValueError: unknown algo 'nope': expected one of ['a2c', 'dpo', 'dqn', 'ilql', 'ppo', 'reinforce', 'sft', 'trpo']
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ALGOS: dict[str, str] = {
     "sft": "agents.sft:SFT",
     "dqn": "agents.dqn:DQN",
     "ilql": "agents.ilql:ILQL",
+    "dpo": "agents.dpo:DPO",
 }
 
 
