@@ -369,3 +369,20 @@ def test_label_command_reports_a_bad_items_file(tmp_path, capsys):
     assert f"{path}:1: expected a JSON object" in capsys.readouterr().err
     assert main(["label", "--out", str(tmp_path / "prefs.jsonl")]) == 2
     assert "needs --data FILE or --env ENV_ID" in capsys.readouterr().err
+
+
+def test_items_sampled_live_from_a_model_and_from_a_run_folder(tmp_path):
+    from agents import make_trainer
+    from textgym.feedback.items import sample_items
+
+    pairs = sample_items("TextGen-Reverse-v0", 5, "pairs", model="tiny", batch_size=4, device="cpu")
+    assert len(pairs) == 5 and len({p.id for p in pairs}) == 5
+    assert all(len(p.completions) == 2 and p.completions[0] != p.completions[1] for p in pairs)
+    ratings = sample_items("TextGen-Reverse-v0", 3, "ratings", model="tiny", batch_size=4, device="cpu")
+    assert [len(r.completions) for r in ratings] == [1, 1, 1]
+    run = tmp_path / "run"  # a run folder with a checkpoint: a policy to sample from
+    trainer = make_trainer("reinforce", model="tiny", env_id="TextGen-Reverse-v0", batch_size=4, run_dir=str(run))
+    trainer.save(run / "checkpoint.safetensors")
+    trainer.close()
+    versus = sample_items("TextGen-Reverse-v0", 2, "pairs", model="tiny", model_b=str(tmp_path / "run"), device="cpu")
+    assert len(versus) == 2
