@@ -189,10 +189,16 @@ def _sweep_runs(seeds: range) -> list[RunSpec]:
     return runs
 
 
+# A suite of seconds on the random tiny model: checks an install, a cluster (`--suite smoke --ray`) or the runner
+# itself; its numbers mean nothing.
+SMOKE_COMMON: dict[str, Any] = {**QUICK_COMMON, "model": "tiny", "batch_size": 4, "eval_episodes": 8}
+SMOKE_AGENTS = {"reinforce": QUICK_AGENTS["reinforce"], "ppo": {**QUICK_AGENTS["ppo"], "minibatch_size": 2}}
+
 SUITES = {
     "quick": lambda: _runs("quick", QUICK_ENVS, QUICK_AGENTS, QUICK_COMMON, range(3)),
     "full": lambda: _runs("full", FULL_ENVS, FULL_AGENTS, QUICK_COMMON, range(3)),
     "sweep": lambda: _sweep_runs(range(2)),
+    "smoke": lambda: _runs("smoke", {"TextGen-Reverse-v0": 64}, SMOKE_AGENTS, SMOKE_COMMON, range(1)),
 }
 
 

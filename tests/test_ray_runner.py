@@ -52,3 +52,22 @@ def test_without_ray_installed_the_error_says_what_to_install(monkeypatch) -> No
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'textgym\[ray\]'"):
         run_on_ray({"a": ["-c", "pass"]})
+
+
+@pytest.mark.slow
+def test_a_suite_on_ray_writes_the_serial_runners_results(tmp_path) -> None:
+    """The smoke suite (tiny model) run serially and as Ray tasks on a local 2-CPU cluster: the same runs, each
+    result schema-valid, with the same quality figures (training and evaluation are seeded; only cost differs)."""
+    from leaderboards.schema import load_result
+
+    runner.run_suite("smoke", tmp_path / "serial", "cpu", threads=1)
+    runner.run_suite("smoke", tmp_path / "ray", "cpu", threads=1, ray="local", retries=1)
+    serial = {p.name: load_result(p) for p in (tmp_path / "serial" / "smoke").glob("*.json")}
+    on_ray = {p.name: load_result(p) for p in (tmp_path / "ray" / "smoke").glob("*.json")}
+    assert sorted(serial) == sorted(on_ray) == sorted(f"{s.run_id}.json" for s in suite("smoke"))
+    for name, result in serial.items():
+        quality, other = dict(result["quality"]), dict(on_ray[name]["quality"])
+        assert other.pop("samples") == quality.pop("samples"), name  # the same completions
+        assert other.pop("independent") == pytest.approx(quality.pop("independent"))
+        assert other == pytest.approx(quality), name
+        assert on_ray[name]["agent"] == result["agent"] and on_ray[name]["budget"] == result["budget"]
