@@ -272,13 +272,7 @@ def train(
 
     head = _fit_head(chosen.shape[1], len(chosen), bradley_terry, hidden, epochs, lr, weight_decay, seed)
     return {
-        "state_dict": {k: v.detach().clone() for k, v in head.state_dict().items()},
-        "hidden": hidden,
-        "in_features": chosen.shape[1],
-        "encoder": "minilm",
-        "kind": "pairs",
-        "n_train": split[False]["n"],
-        "n_held_out": split[True]["n"],
+        **_artifact(head, hidden, chosen.shape[1], "pairs", split[False]["n"], split[True]["n"]),
         "train_accuracy": pairwise_accuracy(head, chosen, rejected),
         "held_out_accuracy": pairwise_accuracy(head, split[True]["chosen"], split[True]["rejected"]),
     }
@@ -330,20 +324,21 @@ def train_ratings(
         fit = {held: head(split[held]["x"]).squeeze(-1) if split[held]["n"] else torch.zeros(0) for held in split}
     held_y = split[True]["y"]
     return {
-        "state_dict": {k: v.detach().clone() for k, v in head.state_dict().items()},
-        "hidden": hidden,
-        "in_features": x.shape[1],
-        "encoder": "minilm",
-        "kind": "ratings",
+        **_artifact(head, hidden, x.shape[1], "ratings", split[False]["n"], split[True]["n"]),
         "rating_mean": mean,
         "rating_std": std,
-        "n_train": split[False]["n"],
-        "n_held_out": split[True]["n"],
         "train_correlation": pearson(fit[False].tolist(), y.tolist()),
         "held_out_correlation": pearson(fit[True].tolist(), held_y.tolist()),
         "held_out_spearman": spearman(fit[True].tolist(), held_y.tolist()),
         "held_out_accuracy": concordance(fit[True].tolist(), held_y.tolist()),
     }
+
+
+def _artifact(head: Any, hidden: int, in_features: int, kind: str, n_train: int, n_held_out: int) -> dict[str, Any]:
+    """What every saved reward model holds: the head's weights and shape, the encoder, the data kind and sizes."""
+    weights = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    shape = {"hidden": hidden, "in_features": in_features, "encoder": "minilm"}
+    return {"state_dict": weights, **shape, "kind": kind, "n_train": n_train, "n_held_out": n_held_out}
 
 
 def _embedding_table(texts: Sequence[str], table: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
