@@ -292,8 +292,9 @@ def test_killing_the_server_mid_write_leaves_valid_jsonl(tmp_path):
 
         worker = threading.Thread(target=label)
         worker.start()
-        while acknowledged < 30:
+        while acknowledged < 30 and worker.is_alive():
             time.sleep(0.01)
+        assert acknowledged >= 30, "the labeller stopped before the server was killed"
         os.kill(server.pid, signal.SIGKILL)
         worker.join(30)
     finally:
