@@ -155,3 +155,57 @@ def test_rate_in_a_browser_by_click_and_key(browser, tmp_path):
         server.stop()
     rows = preference.load_ratings(tmp_path / "ratings.jsonl")
     assert {r["completion"]: r["rating"] for r in rows} == given
+
+
+def test_two_tabs_labelling_at_once_lose_and_duplicate_nothing(browser, tmp_path):
+    """Two tabs on one server, clicking in turn until everything is labelled. With leases they are shown different
+    items; with no lease (lease_s=0) both show the same item, the second tab's judgement of it is refused ("already
+    judged") and that tab moves on. Either way each item is judged exactly once."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    items = [Item(f"Prompt {i}:", (f"left text {i}", f"right text {i}")) for i in range(6)]
+    for lease_s in (300.0, 0.0):
+        store = JudgementStore(tmp_path / f"prefs{lease_s}.jsonl", "pairs")
+        session = LabelSession(items, store, lease_s=lease_s)
+        server = Server(create_app(session))
+        refused = 0
+        try:
+            tabs = []
+            for _ in range(2):
+                if tabs:
+                    browser.switch_to.new_window("tab")
+                browser.get(server.url)
+                tabs.append(browser.current_window_handle)
+            wait = WebDriverWait(browser, 30)
+            shown = []
+            for tab in tabs:
+                browser.switch_to.window(tab)
+                wait.until(lambda _: browser.find_element(By.ID, "prompt").text)
+                shown.append(browser.find_element(By.ID, "prompt").text)
+            assert (shown[0] == shown[1]) == (lease_s == 0.0)
+            for turn in range(30):
+                if session.progress()["remaining"] == 0:
+                    break
+                browser.switch_to.window(tabs[turn % 2])
+                if browser.find_element(By.ID, "done").is_displayed():
+                    continue
+                prompt = browser.find_element(By.ID, "prompt").text
+                browser.find_element(By.ID, "left").click()
+                # the page answers by showing another item (or the end)
+                wait.until(
+                    lambda _, prompt=prompt: (
+                        browser.find_element(By.ID, "done").is_displayed()
+                        or browser.find_element(By.ID, "prompt").text != prompt
+                        or "Not saved" in browser.find_element(By.ID, "status").text
+                    )
+                )
+                refused += "already judged" in browser.find_element(By.ID, "status").text
+            browser.switch_to.window(tabs[1])
+            browser.close()
+            browser.switch_to.window(tabs[0])
+        finally:
+            server.stop()
+        rows = preference.load_pairs(store.path)
+        assert sorted(r["prompt"] for r in rows) == [i.prompt for i in items]  # each exactly once
+        assert (refused > 0) == (lease_s == 0.0)
