@@ -36,11 +36,9 @@ import torch
 from torch import Tensor
 
 from agents.config import TrainConfig, option
-from agents.offline import completion_ids, layout_batch
+from agents.offline import layout_texts
 from agents.rollout import Rollout
 from agents.trainer import Scored, Trainer
-from textgym.episode import CUSTOM
-from textgym.tasks.base import Example
 
 
 @dataclass
@@ -100,7 +98,7 @@ class DPO(Trainer):
             raise ValueError(
                 "DPO learns from preference pairs: pass data=FILE (--data FILE), a JSONL of prompt, chosen, rejected"
             )
-        if not self.fast_path or self.envs.setup.task.multi_turn:
+        if not self.single_turn_fast_path:
             raise ValueError(
                 f"DPO lays its pairs out as single-turn TextGenVectorEnv episodes; {self.config.env_id!r} is not one"
             )
@@ -124,9 +122,7 @@ class DPO(Trainer):
         setup = self.envs.setup
         prompts = [p["prompt"] for p in pairs] * 2
         texts = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
-        prompt_ids = setup.encode_many(CUSTOM, [0] * len(prompts), [Example(p) for p in prompts])
-        completions = [completion_ids(setup, t) for t in texts]
-        return layout_batch(setup, prompt_ids, completions, self.policy.device, prompts, texts).trimmed()
+        return layout_texts(setup, prompts, texts, self.policy.device)
 
     def sequence_logprobs(self, batch: Rollout) -> Tensor:
         """Each row's summed completion log-prob under the policy, with gradients. -> (rows,)."""

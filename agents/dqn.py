@@ -111,7 +111,7 @@ class DQN(Trainer):
 
     def __init__(self, config: DQNConfig | None = None, env: Any = None, policy: Any = None, **overrides: Any):
         super().__init__(config, env, policy, **overrides)
-        if not self.fast_path or self.envs.setup.task.multi_turn:
+        if not self.single_turn_fast_path:
             raise ValueError(
                 f"DQN replays single-turn TextGenVectorEnv episodes; {self.config.env_id!r} is "
                 f"{'multi-turn' if self.fast_path else 'not a textgym env'}: use reinforce, a2c, ppo or trpo"

@@ -49,14 +49,12 @@ from torch import Tensor, nn
 
 from agents.config import TrainConfig, option
 from agents.losses import entropy_from_logits, masked_mean
-from agents.offline import completion_ids, layout_batch, load_offline_data
+from agents.offline import layout_texts, load_offline_data
 from agents.policy import GenerationState, LMPolicy, TokenScores, position_ids
 from agents.qlearning import polyak_update
 from agents.rollout import Rollout
 from agents.sampling import learning_logprobs
 from agents.trainer import Scored, Trainer
-from textgym.episode import CUSTOM
-from textgym.tasks.base import Example
 
 
 @dataclass
@@ -204,7 +202,7 @@ class ILQL(Trainer):
         super().__init__(config, env, policy, **overrides)
         if not self.config.data:
             raise ValueError("ILQL learns from a dataset: pass data=FILE (--data FILE), a JSONL of scored completions")
-        if not self.fast_path or self.envs.setup.task.multi_turn:
+        if not self.single_turn_fast_path:
             raise ValueError(
                 f"ILQL lays its data out as single-turn TextGenVectorEnv episodes; {self.config.env_id!r} is not one"
             )
@@ -234,18 +232,13 @@ class ILQL(Trainer):
             len(self.records), size=self.config.batch_size
         )
         chosen = [self.records[i] for i in picks]
-        prompt_ids = setup.encode_many(CUSTOM, [0] * len(chosen), [Example(r.prompt) for r in chosen])
-        completions = [completion_ids(setup, r.completion) for r in chosen]
-        batch = layout_batch(
+        batch = layout_texts(
             setup,
-            prompt_ids,
-            completions,
-            self.policy.device,
             [r.prompt for r in chosen],
             [r.completion for r in chosen],
+            self.policy.device,
             [r.score for r in chosen],
         )
-        batch = batch.trimmed()
         last = (batch.mask.sum(1).long() - 1).clamp(min=0)
         rewards = torch.zeros_like(batch.mask)
         rewards[torch.arange(len(last), device=rewards.device), last] = batch.scores

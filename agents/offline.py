@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from agents.rollout import Rollout
-from textgym.episode import EpisodeSetup, prompt_row
+from textgym.episode import CUSTOM, EpisodeSetup, prompt_row
 from textgym.io import atomic_path, json_object_line
+from textgym.tasks.base import Example
 
 RECORD_SHAPE = 'a JSON object with "prompt" and "completion" strings and a "score", or "prompt", "chosen", "rejected"'
 
@@ -143,3 +144,17 @@ def layout_batch(
         list(prompts),
         list(texts),
     )
+
+
+def layout_texts(
+    setup: EpisodeSetup,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    device: torch.device | str,
+    scores: Sequence[float] | None = None,
+) -> Rollout:
+    """Prompt and completion texts laid out as the env's episodes (:func:`layout_batch`: each prompt as the env
+    shows it, each completion cut to the budget with its EOS), without the columns that are padding in every row."""
+    prompt_ids = setup.encode_many(CUSTOM, [0] * len(prompts), [Example(p) for p in prompts])
+    targets = [completion_ids(setup, text) for text in completions]
+    return layout_batch(setup, prompt_ids, targets, device, prompts, completions, scores).trimmed()

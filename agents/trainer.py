@@ -230,6 +230,11 @@ class Trainer:
 
         return isinstance(self.envs, TextGenVectorEnv)
 
+    @property
+    def single_turn_fast_path(self) -> bool:
+        """Whether the env is a single-turn ``TextGenVectorEnv``: the episode layout offline data and replay use."""
+        return self.fast_path and not self.envs.setup.task.multi_turn
+
     # -- one iteration --------------------------------------------------------------------------------------
 
     def _sampling_schedules(self) -> dict[str, Schedule]:
