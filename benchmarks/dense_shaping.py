@@ -39,6 +39,7 @@ def run(algo: str, variant: str, seed: int, budget: int, runs: Path, episodes: i
 
     from agents import trainer_class
     from agents.evaluation import evaluate_policy
+    from agents.logger import read_metrics
     from agents.sampling import SamplingConfig
     from leaderboards.suites import QUICK_AGENTS, QUICK_COMMON
 
@@ -60,7 +61,7 @@ def run(algo: str, variant: str, seed: int, budget: int, runs: Path, episodes: i
     envs = gym.make_vec(ENV_ID, 16, vectorization_mode="vector_entry_point")
     figures = evaluate_policy(trainer.policy, envs, SamplingConfig(), episodes, scorers=("minilm_sentiment",))
     envs.close()
-    curve = [json.loads(line) for line in (Path(trainer.config.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    curve = read_metrics(trainer.config.run_dir)
     train_scores = {row["iteration"]: row["charts/score_mean"] for row in curve if "charts/score_mean" in row}
     later = [v for i, v in sorted(train_scores.items()) if i > len(train_scores) // 2]
     trainer.close()

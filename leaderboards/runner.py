@@ -7,7 +7,6 @@ each result is written atomically. Results go to ``leaderboards/results/<suite>/
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import resource
 import shutil
@@ -23,7 +22,7 @@ import torch
 
 from agents import trainer_class
 from agents.evaluation import SCORE_PREFIX
-from agents.logger import read_metrics
+from agents.logger import METRICS, read_metrics
 from leaderboards.schema import SCHEMA_VERSION, SchemaError, load_result, result_file, write_result
 from leaderboards.suites import COMMON_KEYS, ILQL, SB3_PPO, SFT, SFT_PPO, ZERO_SHOT, RunSpec, suite
 
@@ -228,17 +227,12 @@ def _seconds_before(run_dir: Path, iteration: int) -> float:
     """Training seconds of the iterations up to ``iteration`` in a run folder's ``metrics.jsonl`` (each row's
     ``charts/tokens / charts/tokens_per_s``; the last row of an iteration logged twice). A run resumed from its
     checkpoint at ``iteration`` adds them to its own sitting's time, so its cost is that of the whole run."""
-    path = run_dir / "metrics.jsonl"
-    if iteration <= 0 or not path.exists():
+    if iteration <= 0 or not (run_dir / METRICS).exists():
         return 0.0
     seconds: dict[int, float] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line torn by the interruption
-            continue
+    for row in read_metrics(run_dir):  # a line torn by the interruption is dropped
         rate = row.get("charts/tokens_per_s")
-        if isinstance(row.get("iteration"), int) and row["iteration"] <= iteration and rate:
+        if row["iteration"] <= iteration and rate:
             seconds[row["iteration"]] = row.get("charts/tokens", 0) / rate
     return sum(seconds.values())
 
