@@ -249,8 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    handlers = {"envs": _envs, "rollout": _rollout, "eval": _eval, "export": _export, "leaderboard": _leaderboard}
-    handlers |= {"label": _label}
+    handlers = {
+        "envs": _envs,
+        "rollout": _rollout,
+        "eval": _eval,
+        "export": _export,
+        "leaderboard": _leaderboard,
+        "label": _label,
+    }
     try:
         if command == "train":  # its flags depend on --algo: parsed by agents.cli
             from agents.cli import main as train_main

@@ -27,6 +27,9 @@ from typing import Any
 
 from textgym.feedback.items import check_mode, item_id
 
+# what a judgement file holds when it is of the other mode than the session's
+WRONG_MODE_FILE = {"pairs": "ratings, not pair judgements", "ratings": "pair judgements, not ratings"}
+
 
 class DuplicateJudgement(ValueError):
     """The item was already judged (by this session, another tab or another process)."""
@@ -110,20 +113,23 @@ class JudgementStore:
                     fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _read(self) -> list[dict[str, Any]]:
-        from textgym.rewards.preference import load_pairs, load_ratings
+        """The file's rows, each checked as the reward trainer's reader checks it (the extra fields, annotator and
+        time, are kept)."""
+        from textgym.rewards.preference import line_kind, parse_judgement
 
-        if not self.path.exists() or not self.path.read_text(encoding="utf-8").strip():
+        if not self.path.exists():
             return []
-        with open(self.path, encoding="utf-8") as f:
-            first = json.loads(next(line for line in f if line.strip()))
-        if self.mode == "ratings" and isinstance(first, dict) and "rating" not in first:
-            raise ValueError(f"{self.path} holds pair judgements, not ratings: label it with --mode pairs")
-        if self.mode == "pairs" and isinstance(first, dict) and "rating" in first:
-            raise ValueError(f"{self.path} holds ratings, not pair judgements: label it with --mode ratings")
-        # validated by the trainer's own readers; the extra fields (annotator, time) are kept from the raw rows
-        (load_pairs if self.mode == "pairs" else load_ratings)(self.path)
-        with open(self.path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        rows: list[dict[str, Any]] = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").split("\n"), 1):
+            if not line.strip():
+                continue
+            if not rows and line_kind(line) not in (None, self.mode):
+                raise ValueError(
+                    f"{self.path} holds {WRONG_MODE_FILE[self.mode]}: label it with --mode {line_kind(line)}"
+                )
+            parse_judgement(line, f"{self.path}:{number}", self.mode)
+            rows.append(json.loads(line))
+        return rows
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         from textgym.io import atomic_write_text

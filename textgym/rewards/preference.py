@@ -77,17 +77,16 @@ def load_pairs(path: str | Path) -> list[dict[str, str]]:
             the line number and what a row must hold; or a file with no pairs at all.
     """
     with open(path, encoding="utf-8") as f:
-        pairs = [_parse_pair(line, path, line_no) for line_no, line in enumerate(f, 1) if line.strip()]
+        pairs = [_parse_pair(line, f"{path}:{line_no}") for line_no, line in enumerate(f, 1) if line.strip()]
     if not pairs:
         raise ValueError(f"{path}: no preference pairs (expected {ROW_SHAPE})")
     return pairs
 
 
-def _parse_pair(line: str, path: str | Path, line_no: int) -> dict[str, str]:
-    """One JSONL row as ``{prompt, chosen, rejected}``, or a ``ValueError`` naming ``path:line_no``."""
+def _parse_pair(line: str, where: str) -> dict[str, str]:
+    """One JSONL row as ``{prompt, chosen, rejected}``, or a ``ValueError`` naming ``where`` (``file:line``)."""
     from textgym.io import json_object_line
 
-    where = f"{path}:{line_no}"
     row = json_object_line(line, where, ROW_SHAPE)
     bad = [k for k in PAIR_KEYS if not isinstance(row.get(k), str)]
     if bad:
@@ -130,11 +129,30 @@ def judgement_kind(path: str | Path) -> str:
     """``"ratings"`` when the file's first row holds a ``rating``, else ``"pairs"``."""
     with open(path, encoding="utf-8") as f:
         first = next((line for line in f if line.strip()), "")
+    return line_kind(first) or "pairs"  # a bad first line: the pairs loader reports it
+
+
+def line_kind(line: str) -> str | None:
+    """``"ratings"`` for a JSON object with a ``rating``, ``"pairs"`` for another object, ``None`` for a line
+    that is not a JSON object.
+
+    Example:
+        >>> line_kind('{"prompt": "p", "completion": "c", "rating": 4}'), line_kind("[1]")
+        ('ratings', None)
+    """
     try:
-        row = json.loads(first)
+        row = json.loads(line)
     except json.JSONDecodeError:
-        return "pairs"  # the pairs loader reports the bad line
-    return "ratings" if isinstance(row, dict) and "rating" in row else "pairs"
+        return None
+    if not isinstance(row, dict):
+        return None
+    return "ratings" if "rating" in row else "pairs"
+
+
+def parse_judgement(line: str, where: str, kind: str) -> dict[str, Any]:
+    """One JSONL row of ``kind`` (``"pairs"`` or ``"ratings"``) as :func:`load_pairs` / :func:`load_ratings` read
+    it, or a ``ValueError`` naming ``where``."""
+    return _parse_rating(line, where) if kind == "ratings" else _parse_pair(line, where)
 
 
 def _clip(text: str, limit: int = 200) -> str:
