@@ -149,6 +149,9 @@ class TrainConfig:
     lora_rank: int = option(
         8, "train a LoRA adapter of this rank (0 = all weights); the reference is the adapter-off base", low=0
     )
+    fast_decode: bool = option(
+        True, "sample through packed weights and a pre-allocated cache (float32 Llama-family models on CPU)"
+    )
     temperature: float = option(
         1.0, "sampling temperature (also used for the learning log-probs)", low=0, low_inclusive=False
     )

@@ -1,8 +1,9 @@
 """LMPolicy: a causal LM as actor, a value head on its trunk as critic, and a frozen reference.
 
 Rollouts sample with a KV cache (:meth:`LMPolicy.prefill` then :meth:`LMPolicy.advance`: O(T) per
-episode); training scores a whole sequence in one forward (:meth:`LMPolicy.score_tokens`), computing the
-vocabulary projection only at the generated positions.
+episode; through :class:`agents.fast_decode.FastDecoder`'s packed weights where the model allows); training
+scores a whole sequence in one forward (:meth:`LMPolicy.score_tokens`), computing the vocabulary projection only
+at the generated positions.
 
 The reference is either a frozen copy of the initial weights or, when training with LoRA
 (``lora_rank > 0``, needs ``peft``), the base weights with the adapter switched off: no second copy.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import weakref
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +33,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from agents.fast_decode import DecodeCache, FastDecoder, unsupported_reason
 from agents.losses import entropy_from_logits
 from agents.sampling import learning_logprobs
+
+# one packed-weight decoder per model, outside the module so that copying or pickling a policy never sees it
+_FAST_DECODERS: weakref.WeakKeyDictionary[nn.Module, FastDecoder] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -69,6 +75,8 @@ class LMPolicy(nn.Module):
         lora_rank: train a LoRA adapter of this rank instead of all weights (0 = full fine-tuning).
         lora_alpha: LoRA scaling numerator.
         lora_target_modules: module names for LoRA (default: every linear layer of the trunk).
+        fast_decode: sample through :class:`agents.fast_decode.FastDecoder` where the model allows it (a
+            float32 Llama-family model on CPU); ``False`` always runs the model's own forward.
     """
 
     def __init__(
@@ -79,8 +87,10 @@ class LMPolicy(nn.Module):
         lora_rank: int = 0,
         lora_alpha: float = 16.0,
         lora_target_modules: list[str] | str | None = None,
+        fast_decode: bool = True,
     ) -> None:
         super().__init__()
+        self.fast_decode = fast_decode
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0, got {lora_rank}")
         self.uses_lora = lora_rank > 0
@@ -146,9 +156,23 @@ class LMPolicy(nn.Module):
 
     # -- sampling with a KV cache -------------------------------------------------------------------------
 
+    def fast_decoder(self) -> FastDecoder | None:
+        """The packed-weight sampling path for this model, or ``None`` where it does not apply."""
+        if not self.fast_decode or unsupported_reason(self.model) is not None:
+            return None
+        decoder = _FAST_DECODERS.get(self.model)
+        if decoder is None:
+            decoder = _FAST_DECODERS[self.model] = FastDecoder(self.model)
+        return decoder
+
     @torch.no_grad()
     def prefill(self, input_ids: Tensor, attention_mask: Tensor) -> GenerationState:
         """Run left-padded prompts ``(B, P)`` once; returns the next-token logits and the cache."""
+        next_position = attention_mask.long().sum(-1)  # (B,)
+        decoder = self.fast_decoder()
+        if decoder is not None:
+            logits, cache = decoder.prefill(input_ids, attention_mask)
+            return GenerationState(logits, cache, attention_mask, next_position)
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -156,13 +180,15 @@ class LMPolicy(nn.Module):
             use_cache=True,
             logits_to_keep=1,
         )
-        next_position = attention_mask.long().sum(-1)  # (B,)
         return GenerationState(out.logits[:, -1].float(), out.cache, attention_mask, next_position)
 
     @torch.no_grad()
     def advance(self, state: GenerationState, tokens: Tensor) -> GenerationState:
         """Feed one token per row ``(B,)`` through the cache; returns the following logits."""
         mask = torch.cat([state.attention_mask, torch.ones_like(state.attention_mask[:, :1])], dim=1)
+        if isinstance(state.cache, DecodeCache):
+            decoder = _FAST_DECODERS[self.model]
+            return GenerationState(decoder.step(state.cache, tokens), state.cache, mask, state.next_position + 1)
         out = self.model(
             input_ids=tokens[:, None],
             attention_mask=mask,

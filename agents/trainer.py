@@ -173,7 +173,12 @@ class Trainer:
     def _build_policy(self) -> LMPolicy:
         # under LoRA the reference (the adapter-off base) costs nothing: keep it, so evaluations report the KL
         reference = self.uses_reference or self.config.lora_rank > 0
-        kwargs = {"value_head": self.needs_values, "reference": reference, "lora_rank": self.config.lora_rank}
+        kwargs = {
+            "value_head": self.needs_values,
+            "reference": reference,
+            "lora_rank": self.config.lora_rank,
+            "fast_decode": self.config.fast_decode,
+        }
         return LMPolicy.from_pretrained(self.config.model, device=self.device, seed=self.config.seed, **kwargs)
 
     @property

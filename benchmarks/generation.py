@@ -2,10 +2,13 @@
 
 Same model, same left-padded prompts (TextGen-Sentiment-v0 eval split), sampling at temperature 1 with no
 top-k / top-p, exactly ``--new-tokens`` generated tokens per row on both sides (EOS does not stop either:
-``min_new_tokens = max_new_tokens`` for ``generate``; ``N`` sampling steps for ours). Three contenders:
+``min_new_tokens = max_new_tokens`` for ``generate``; ``N`` sampling steps for ours). Four contenders:
 
 - ``ours``: :meth:`agents.policy.LMPolicy.prefill`, then :func:`agents.sampling.sample` and
-  :meth:`LMPolicy.advance` (what :func:`agents.rollout.collect` runs);
+  :meth:`LMPolicy.advance` (what :func:`agents.rollout.collect` runs), which on CPU go through
+  :class:`agents.fast_decode.FastDecoder` (packed weights, a pre-allocated cache);
+- ``ours, model's own forward``: the same loop with ``fast_decode=False`` (the model's forward and a transformers
+  ``DynamicCache``: what the packed path replaces);
 - ``hf_generate``: ``model.generate(do_sample=True, ...)``;
 - ``no_kv_cache``: a full forward over the whole sequence for every new token
   (:meth:`LMPolicy.next_token_logits`, what the generic Gymnasium rollout path runs), at small batches only.
@@ -15,6 +18,7 @@ figures to compare are the ratios. On CUDA the model-FLOPs utilisation (MFU) is 
 
     python -m benchmarks.generation                       # batch 8, 32 new tokens, CPU
     python -m benchmarks.generation --batch-size 8 32
+    python -m benchmarks.generation --batch-size 16 --lora-rank 8  # as training samples: through an adapter
     python -m benchmarks.generation --device cuda --random-weights --batch-size 8 64 256
 """
 
@@ -33,7 +37,9 @@ from torch import Tensor, nn
 
 from benchmarks.common import add_speed_arguments, parse_and_set_threads, report
 
-OURS, HF, NO_CACHE = "ours (prefill + advance, KV cache)", "HF model.generate", "no KV cache (full forward per token)"
+OURS = "ours (prefill + advance: packed weights, pre-allocated KV cache)"
+EAGER = "ours through the model's own forward (fast_decode=False, transformers KV cache)"
+HF, NO_CACHE = "HF model.generate", "no KV cache (full forward per token)"
 
 # SmolLM2-135M(-Instruct): the architecture of textgym's default policy, for --random-weights.
 SMOLLM2_135M = {
@@ -246,7 +252,9 @@ def run(args: argparse.Namespace) -> None:
 
     dtype = pick_dtype(args.device, args.dtype)
     model = load_model(args.device, dtype, args.random_weights)
-    policy = LMPolicy(model, value_head=False, reference=False)
+    policy = LMPolicy(model, value_head=False, reference=False, lora_rank=args.lora_rank)
+    model = policy.model  # under --lora-rank, the adapter-wrapped model: what every contender runs
+    eager = LMPolicy(model, value_head=False, reference=False, fast_decode=False)
     peak = peak_flops(args.device, dtype, args.peak_tflops)
     for batch_size in args.batch_size:
         prompts = sentiment_prompts(batch_size, args.device, model.config.vocab_size)
@@ -254,6 +262,7 @@ def run(args: argparse.Namespace) -> None:
         generator = torch.Generator(args.device).manual_seed(0)
         contenders: dict[str, Callable[[], Any]] = {
             OURS: partial(generate_ours, policy, prompts, n, generator),
+            EAGER: partial(generate_ours, eager, prompts, n, generator),
             HF: partial(generate_hf, model, prompts, n),
         }
         if batch_size <= args.no_cache_max_batch:
@@ -273,9 +282,12 @@ def run(args: argparse.Namespace) -> None:
         extra: dict[str, Any] = {
             "model": "SmolLM2-135M architecture, random weights" if args.random_weights else "SmolLM2-135M-Instruct",
             "dtype": str(dtype).removeprefix("torch."),
+            "lora_rank": args.lora_rank,
             "prompts": f"{prompts.source}, padded prompt length {prompts.input_ids.shape[1]}",
             "ratio_time_ours_over_hf": round(ours / hf, 3),
             "ratio_throughput_ours_over_hf": round(hf / ours, 3),
+            "ratio_throughput_ours_over_own_forward": round(seconds[EAGER] / ours, 3),
+            "fast_path": "packed weights" if policy.fast_decoder() is not None else "not taken (model's forward)",
             "model_gflops_per_batch": round(flops / 1e9, 2),
             "timing": f"median of {args.repeats} interleaved runs after 1 warm-up each",
         }
@@ -292,6 +304,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up (median reported)")
+    parser.add_argument("--lora-rank", type=int, default=0, help="wrap the model in a LoRA adapter (training's 8)")
     parser.add_argument("--no-cache-max-batch", type=int, default=8, help="run the no-cache baseline up to this B")
     add_speed_arguments(parser)
     run(parse_and_set_threads(parser))

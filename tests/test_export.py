@@ -43,6 +43,11 @@ def test_export_round_trip_gives_the_same_greedy_output(tmp_path, lora_rank):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     trainer = trained("a2c", tmp_path / "run", lora_rank=lora_rank)
+    if lora_rank:  # two updates on the tiny model may leave the adapter at ~0 (equal rewards): make it count
+        with torch.no_grad():
+            for name, param in trainer.policy.model.named_parameters():
+                if "lora_B" in name:
+                    param.add_(torch.randn_like(param) * 0.05)
     folder = trainer.save_pretrained(tmp_path / "model")
     loaded = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -52,7 +57,7 @@ def test_export_round_trip_gives_the_same_greedy_output(tmp_path, lora_rank):
     with torch.no_grad():
         assert torch.allclose(loaded(ids).logits, policy_model(ids).logits, atol=1e-4)
     assert greedy(loaded, tokenizer) == greedy(policy_model, tokenizer)
-    if lora_rank:  # the adapter was merged, and it had learned something: the base model answers differently
+    if lora_rank:  # the adapter was merged: the base model answers differently
         with torch.no_grad(), policy_model.disable_adapter():
             assert not torch.allclose(loaded(ids).logits, policy_model(ids).logits, atol=1e-4)
         assert trainer.policy.uses_lora  # the trainer's own policy keeps its adapter

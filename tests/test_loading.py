@@ -104,7 +104,8 @@ def test_kv_cache_sampling_uses_the_supported_cache_api(caplog):
     clear_once = getattr(logging.Logger.warning_once, "cache_clear", None)  # transformers warns once per process
     if clear_once is not None:
         clear_once()
-    policy = LMPolicy(tiny_causal_lm(vocab_size=50), value_head=False, reference=False)
+    # the model's own forward (fast_decode=False): the packed path has no transformers cache
+    policy = LMPolicy(tiny_causal_lm(vocab_size=50), value_head=False, reference=False, fast_decode=False)
     ids, mask = torch.randint(0, 50, (2, 5)), torch.ones(2, 5, dtype=torch.long)
     with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
         warnings.simplefilter("error", FutureWarning)

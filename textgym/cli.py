@@ -68,13 +68,22 @@ def _rollout(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     batch = collect(envs, policy, sampling, generator, seed=args.seed, options={"split": args.split})
     for prompt, completion, score in zip(batch.prompts, batch.completions, batch.scores.tolist(), strict=True):
-        print(f"[{score:+.3f}] {prompt}\u2502{completion}")
+        print(f"[{score:+.3f}] {_one_line(prompt)}\u2502{_one_line(completion)}")  # one line per episode
     print(f"mean reward {batch.scores.mean().item():+.4f} over {args.n} episodes ({env_id}, {args.split} split)")
     if args.save:
         from agents.offline import save_rollouts
 
         print(f"appended {save_rollouts(batch, args.save, env_id)} scored completions to {args.save}")
     return 0
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks written as ``\\n``, so that each episode prints as one line.
+
+    >>> print(_one_line("7+1=8\\nNext"))
+    7+1=8\\nNext
+    """
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _eval(args: argparse.Namespace) -> int:
