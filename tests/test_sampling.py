@@ -260,25 +260,3 @@ def test_config_at() -> None:
         config_at(base, {"bogus": Schedule.parse(1.0)}, 0)
     with pytest.raises(ValueError, match="temperature"):
         config_at(base, {"temperature": Schedule("linear", 1.0, -1.0, 2)}, 2)
-
-
-def test_draw_samples_each_token_with_its_probability():
-    """Frequencies over 200k draws within 5 standard errors of the (unnormalised) probabilities; zeros never."""
-    from agents.sampling import draw
-
-    probs = torch.tensor([0.1, 0.0, 0.6, 0.3, 0.0]) * 2.0  # rows need not sum to 1
-    generator = torch.Generator().manual_seed(0)
-    tokens = draw(probs.expand(200_000, -1).contiguous(), generator)
-    freq = torch.bincount(tokens, minlength=5).double() / tokens.numel()
-    expected = (probs / probs.sum()).double()
-    se = (expected * (1 - expected) / tokens.numel()).sqrt()
-    assert ((freq - expected).abs() <= 5 * se + 1e-12).all(), (freq, expected)
-    assert freq[1] == 0 and freq[4] == 0
-
-
-def test_draw_never_returns_a_zero_probability_token_when_the_target_rounds_to_the_total(monkeypatch):
-    from agents.sampling import draw
-
-    probs = torch.tensor([[0.5, 0.5, 0.0, 0.0]])
-    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, dtype=torch.float64))
-    assert draw(probs).tolist() == [1]  # the last token with any probability, not the trailing zeros
