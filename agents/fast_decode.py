@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -118,7 +118,7 @@ class DecodeCache:
     key_mask: Tensor  # (B, capacity) bool: which columns are real tokens (not left padding)
     positions: Tensor  # (B,) position id of each row's next token
     length: int
-    layers_key: tuple[Any, ...] = field(default=())  # the weights' version when the cache was filled
+    weights_key: tuple[Any, ...]  # the weights' versions when the cache was filled
 
     def reserve(self, extra: int) -> None:
         """Make room for ``extra`` more columns (grows by whole blocks)."""
@@ -174,17 +174,18 @@ class FastDecoder:
     def _current_key(self) -> tuple[Any, ...]:
         return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
 
-    def refresh(self) -> None:
-        """Repack the weights if any parameter of the model changed since the last packing."""
+    def refresh(self) -> tuple[Any, ...]:
+        """Repack the weights if any parameter of the model changed since the last packing; returns their versions."""
         key = self._current_key()
         if key == self._weights_key:
-            return
+            return key
         lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self.embed = lm.get_input_embeddings().weight.detach()
         self.final_norm = lm.model.norm.weight.detach()
         self.head = _Linear(effective_weight(lm.get_output_embeddings()), self.rows_hint)
         self.layers = [self._pack_layer(layer) for layer in lm.model.layers]
         self._weights_key = key
+        return key
 
     def _pack_layer(self, layer: nn.Module) -> _Layer:
         attn, mlp, hint = layer.self_attn, layer.mlp, self.rows_hint
@@ -204,7 +205,9 @@ class FastDecoder:
     @torch.no_grad()
     def prefill(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, DecodeCache]:
         """Run left-padded prompts ``(B, P)``; returns the next-token logits ``(B, V)`` and the filled cache."""
-        self.refresh()
+        from agents.policy import position_ids  # the policy module imports this one
+
+        key = self.refresh()
         batch, length = input_ids.shape
         capacity = -(-(length + 1) // CACHE_BLOCK) * CACHE_BLOCK
         shape = (len(self.layers), batch, self.kv_heads, capacity, self.head_dim)
@@ -216,9 +219,9 @@ class FastDecoder:
             key_mask=key_mask,
             positions=attention_mask.long().sum(-1),
             length=0,
-            layers_key=self._weights_key or (),
+            weights_key=key,
         )
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = position_ids(attention_mask)
         causal = torch.ones(length, length, dtype=torch.bool).tril()
         # a query may see earlier real tokens; a padding query sees itself, so no row of the softmax is empty
         allowed = causal & (attention_mask.bool()[:, None, :] | torch.eye(length, dtype=torch.bool))
@@ -228,7 +231,7 @@ class FastDecoder:
     @torch.no_grad()
     def step(self, cache: DecodeCache, tokens: Tensor) -> Tensor:
         """Feed one token per row ``(B,)``; returns the following logits ``(B, V)``."""
-        if cache.layers_key != self._weights_key:
+        if cache.weights_key != self._weights_key:
             raise RuntimeError("the model's weights changed since this cache was filled: prefill again")
         cache.reserve(1)
         cache.key_mask[:, cache.length] = True
